@@ -1,0 +1,145 @@
+"""The engine's shared vocabulary: enums, reason codes and the numpy record layouts.
+
+Owns every integer code that crosses a boundary (core, reference model, protocol,
+journal, docs). Must never import the compiled core: the reference model and the
+edges depend on this module alone.
+"""
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+import numpy as np
+
+__all__ = [
+    "Side", "OrdType", "TimeInForce", "Flags", "CommandType", "EventType",
+    "CancelCause", "Reason", "OrderStatus",
+    "COMMAND_DTYPE", "EVENT_DTYPE", "DIGEST_DTYPE",
+]
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrdType(IntEnum):
+    LIMIT = 1
+    MARKET = 2  # never rests; the price field is ignored and reported as 0
+
+
+class TimeInForce(IntEnum):
+    GTC = 1  # rests until filled or cancelled
+    IOC = 2  # immediate or cancel: the unfilled remainder is cancelled
+    FOK = 3  # fill or kill: all of it at once, checked before touching the book
+
+
+class Flags(IntFlag):
+    NONE = 0
+    POST_ONLY = 1  # rejected (POST_ONLY_WOULD_TAKE) if it would trade on arrival
+
+
+class CommandType(IntEnum):
+    NEW = 1
+    CANCEL = 2
+    REPLACE = 3
+
+
+class EventType(IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2
+    TRADE = 3
+    CANCELLED = 4
+    REPLACED = 5
+
+
+class CancelCause(IntEnum):
+    """The ``reason`` field of a CANCELLED event."""
+
+    USER = 1
+    IOC_REMAINDER = 2
+    MARKET_REMAINDER = 3
+    FOK_UNFILLABLE = 4
+
+
+class Reason(IntEnum):
+    """Reject reasons, banded by the stage that rejects (the ``reason`` field of a REJECTED event).
+
+    1xxx: the book/core; 2xxx: pre-trade risk; 3xxx: gateway; 4xxx: journal; 5xxx: instruments/edge.
+    """
+
+    NONE = 0
+    # -- core (engine/_core.pyx and engine/reference.py) --
+    BOOK_UNKNOWN_COMMAND = 1001
+    BOOK_INVALID_ORDER_ID = 1002
+    BOOK_UNKNOWN_INSTRUMENT = 1003
+    BOOK_INVALID_SIDE = 1004
+    BOOK_INVALID_ORDER_TYPE = 1005
+    BOOK_INVALID_TIME_IN_FORCE = 1006
+    BOOK_INVALID_INSTRUCTIONS = 1007
+    BOOK_INVALID_QUANTITY = 1008
+    BOOK_QUANTITY_BELOW_MIN = 1009
+    BOOK_QUANTITY_ABOVE_MAX = 1010
+    BOOK_INVALID_PRICE = 1011
+    BOOK_DUPLICATE_ORDER_ID = 1012
+    BOOK_POST_ONLY_WOULD_TAKE = 1013
+    BOOK_UNKNOWN_ORDER = 1014
+    BOOK_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
+    # -- edge: decimal to integer conversion (engine/instruments.py) --
+    EDGE_PRICE_OFF_GRID = 5001
+    EDGE_QUANTITY_OFF_GRID = 5002
+    EDGE_UNKNOWN_SYMBOL = 5003
+    EDGE_BAD_VALUE = 5004
+
+
+class OrderStatus(IntEnum):
+    NEW = 1               # open, nothing filled
+    PARTIALLY_FILLED = 2  # open, some filled
+    FILLED = 3
+    CANCELLED = 4
+    REJECTED = 5
+
+
+# One input command. The journal stores this record; the batch API takes an array of it.
+# Fields are laid out so the C struct in engine/_core.pxd has no implicit padding.
+COMMAND_DTYPE = np.dtype([
+    ("seq", "<i8"),         # sequence number stamped by the sequencer
+    ("ts_ns", "<i8"),       # timestamp stamped by the sequencer (the core never reads a clock)
+    ("order_id", "<i8"),    # engine-unique, caller-chosen, > 0
+    ("price", "<i8"),       # limit price in ticks (ignored for market orders)
+    ("qty", "<i8"),         # quantity in lots (REPLACE: the new total, filled part included)
+    ("instrument", "<u4"),
+    ("account", "<u4"),
+    ("cmd", "u1"),          # CommandType
+    ("side", "u1"),         # Side
+    ("ord_type", "u1"),     # OrdType
+    ("tif", "u1"),          # TimeInForce
+    ("flags", "<u2"),       # Flags
+    ("_pad", "<u2"),
+])
+assert COMMAND_DTYPE.itemsize == 56
+
+# One output event. ``order_id``/``account``/``side`` describe the order the event is about
+# (the taker, for a trade); ``other_*`` describe the maker of a trade and are 0 otherwise.
+EVENT_DTYPE = np.dtype([
+    ("seq", "<i8"),
+    ("ts_ns", "<i8"),
+    ("order_id", "<i8"),
+    ("other_id", "<i8"),      # TRADE: the resting (maker) order id
+    ("price", "<i8"),         # TRADE: the maker's price; otherwise the order's price
+    ("qty", "<i8"),           # TRADE: traded qty; ACCEPTED/REPLACED: total qty; CANCELLED: qty cancelled
+    ("leaves", "<i8"),        # open qty of order_id after the event
+    ("other_leaves", "<i8"),  # TRADE: the maker's open qty after the trade
+    ("instrument", "<u4"),
+    ("account", "<u4"),
+    ("other_account", "<u4"),
+    ("reason", "<u2"),        # REJECTED: Reason; CANCELLED: CancelCause
+    ("type", "u1"),           # EventType
+    ("side", "u1"),           # Side of order_id
+    ("cmd", "u1"),            # CommandType of the command that produced the event
+    ("_pad", "u1", (7,)),
+])
+assert EVENT_DTYPE.itemsize == 88
+
+DIGEST_DTYPE = np.dtype("<i8")
+
+INT64_MAX = (1 << 63) - 1

@@ -1,0 +1,42 @@
+"""Builds the compiled core. Switches (environment variables):
+
+ENGINE_ANNOTATE=1   write Cython's HTML annotation next to each .pyx
+ENGINE_DEBUG=1      keep bounds/wraparound checks and add line tracing (slow; for profiling)
+"""
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("ENGINE_DEBUG") == "1"
+directives = {
+    "language_level": 3,
+    "boundscheck": debug,
+    "wraparound": debug,
+    "cdivision": True,
+    "initializedcheck": debug,
+    "embedsignature": True,
+}
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if debug:
+    directives["linetrace"] = True
+    macros.append(("CYTHON_TRACE_NOGIL", "1"))
+
+extensions = [
+    Extension(
+        "engine._core",
+        ["engine/_core.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=macros,
+        extra_compile_args=["-O3"] if not debug else ["-O0", "-g"],
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        annotate=os.environ.get("ENGINE_ANNOTATE") == "1",
+    ),
+)
