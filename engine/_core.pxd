@@ -1,0 +1,194 @@
+# cython: language_level=3
+# The compiled core's table of contents: the C records, the engine state, and the functions
+# that change it. Everything here runs without the GIL and without Python objects.
+from libc.stdint cimport int64_t, int32_t, uint32_t, uint16_t, uint8_t
+
+# -- CODES (mirror engine/schema.py; a test checks they agree) --
+cdef enum:
+    CMD_NEW = 1
+    CMD_CANCEL = 2
+    CMD_REPLACE = 3
+
+    SIDE_BUY = 1
+    SIDE_SELL = 2
+
+    ORD_LIMIT = 1
+    ORD_MARKET = 2
+
+    TIF_GTC = 1
+    TIF_IOC = 2
+    TIF_FOK = 3
+
+    FLAG_POST_ONLY = 1
+    FLAGS_KNOWN = 1
+
+    EV_ACCEPTED = 1
+    EV_REJECTED = 2
+    EV_TRADE = 3
+    EV_CANCELLED = 4
+    EV_REPLACED = 5
+
+    CAUSE_USER = 1
+    CAUSE_IOC_REMAINDER = 2
+    CAUSE_MARKET_REMAINDER = 3
+    CAUSE_FOK_UNFILLABLE = 4
+
+    ST_NEW = 1
+    ST_PARTIALLY_FILLED = 2
+    ST_FILLED = 3
+    ST_CANCELLED = 4
+    ST_REJECTED = 5
+
+    R_UNKNOWN_COMMAND = 1001
+    R_INVALID_ORDER_ID = 1002
+    R_UNKNOWN_INSTRUMENT = 1003
+    R_INVALID_SIDE = 1004
+    R_INVALID_ORDER_TYPE = 1005
+    R_INVALID_TIME_IN_FORCE = 1006
+    R_INVALID_INSTRUCTIONS = 1007
+    R_INVALID_QUANTITY = 1008
+    R_QUANTITY_BELOW_MIN = 1009
+    R_QUANTITY_ABOVE_MAX = 1010
+    R_INVALID_PRICE = 1011
+    R_DUPLICATE_ORDER_ID = 1012
+    R_POST_ONLY_WOULD_TAKE = 1013
+    R_UNKNOWN_ORDER = 1014
+    R_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
+
+# -- RECORDS (layouts match COMMAND_DTYPE and EVENT_DTYPE in engine/schema.py) --
+cdef struct Command:
+    int64_t seq
+    int64_t ts_ns
+    int64_t order_id
+    int64_t price
+    int64_t qty
+    uint32_t instrument
+    uint32_t account
+    uint8_t cmd
+    uint8_t side
+    uint8_t ord_type
+    uint8_t tif
+    uint16_t flags
+    uint16_t _pad
+
+cdef struct Event:
+    int64_t seq
+    int64_t ts_ns
+    int64_t order_id
+    int64_t other_id
+    int64_t price
+    int64_t qty
+    int64_t leaves
+    int64_t other_leaves
+    uint32_t instrument
+    uint32_t account
+    uint32_t other_account
+    uint16_t reason
+    uint8_t type
+    uint8_t side
+    uint8_t cmd
+    uint8_t _pad[7]
+
+# A resting order: 64 bytes, one cache line. prev/next link it into its level's FIFO queue
+# (next doubles as the free-list link); book/level point back so a cancel is O(1).
+cdef struct Order:
+    int64_t order_id
+    int64_t price
+    int64_t qty          # total quantity, filled part included
+    int64_t filled
+    int32_t prev
+    int32_t next
+    int32_t book
+    int32_t level
+    uint32_t account
+    uint32_t instrument
+    uint16_t flags
+    uint8_t side
+    uint8_t ord_type
+    uint8_t tif
+    uint8_t _pad[3]
+
+cdef struct Level:
+    int64_t price
+    int64_t total        # open quantity of all its orders
+    int32_t head
+    int32_t tail
+    int32_t count
+    int32_t next_free
+
+# Levels of one side, sorted by key so that the best level is the LAST element:
+# key = price for bids, -price for asks. Inserts and removals near the top move few bytes.
+cdef struct BookSide:
+    int64_t* keys
+    int32_t* levels
+    int32_t n
+    int32_t cap
+
+cdef struct Book:
+    uint32_t instrument
+    int64_t min_qty
+    int64_t max_qty
+    BookSide bids
+    BookSide asks
+
+# Open addressing, linear probing, backward-shift deletion; vals[i] == -1 marks an empty slot.
+cdef struct IdMap:
+    int64_t* keys
+    int32_t* vals
+    size_t mask
+    size_t size
+
+cdef struct Finished:
+    int64_t order_id
+    int64_t price
+    int64_t qty
+    int64_t filled
+    uint32_t instrument
+    uint32_t account
+    uint16_t flags
+    uint8_t side
+    uint8_t ord_type
+    uint8_t tif
+    uint8_t status
+    uint8_t _pad[2]
+
+cdef struct State:
+    Order* orders
+    int32_t orders_cap
+    int32_t orders_free
+    int32_t n_live
+    Level* levels
+    int32_t levels_cap
+    int32_t levels_free
+    Book* books
+    int32_t n_books
+    int32_t books_cap
+    IdMap order_map
+    IdMap book_map
+    Event* ev
+    size_t n_ev
+    size_t ev_cap
+    Finished* hist
+    size_t hist_cap
+    size_t hist_n        # total ever recorded; slot = hist_n % hist_cap
+    int oom
+
+# -- COMMANDS --
+cdef int process_one(State* st, const Command* c) noexcept nogil
+cdef int do_new(State* st, const Command* c) noexcept nogil
+cdef int do_cancel(State* st, const Command* c) noexcept nogil
+cdef int do_replace(State* st, const Command* c) noexcept nogil
+
+# -- MATCHING --
+cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uint32_t account,
+                   uint8_t side, bint market, int64_t limit, int64_t leaves) noexcept nogil
+cdef bint fok_fillable(State* st, int32_t b, uint8_t side, bint market, int64_t limit,
+                       int64_t qty) noexcept nogil
+
+# -- BOOK MAINTENANCE --
+cdef int rest_order(State* st, int32_t b, int32_t oi) noexcept nogil
+cdef void unlink_order(State* st, int32_t oi) noexcept nogil
+
+# -- EVENTS --
+cdef Event* emit(State* st, const Command* c, uint8_t type) noexcept nogil
+cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil

@@ -1,0 +1,1087 @@
+# cython: language_level=3, embedsignature=True
+"""The compiled matching core: books, orders, matching, events, per-call and batch APIs.
+
+It owns all order state in preallocated C arrays and changes it only through `process_one`,
+which both APIs call. It must never read a clock, draw a random number, or depend on the
+order of a Python dict: its state is a pure function of the commands it was given.
+Semantics: docs/RULES.md. Data structures: docs/implementation.md.
+"""
+cimport numpy as cnp
+from libc.stdint cimport int64_t, int32_t, uint32_t, uint16_t, uint8_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memset, memmove, memcpy
+
+import hashlib
+
+import numpy as np
+
+from .schema import COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX as _INT64_MAX
+
+cnp.import_array()
+
+INT64_MAX = _INT64_MAX
+
+cdef enum:
+    MIN_ORDERS = 64
+    MIN_EVENTS = 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Id map: int64 key -> int32 value
+# ---------------------------------------------------------------------------------------------
+
+cdef inline uint64_t mix64(int64_t key) noexcept nogil:
+    # splitmix64 finaliser: consecutive ids spread over the table
+    cdef uint64_t z = <uint64_t>key + <uint64_t>0x9E3779B97F4A7C15
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+cdef int map_init(IdMap* m, size_t cap) noexcept nogil:
+    cdef size_t n = 16
+    while n < cap:
+        n <<= 1
+    m.keys = <int64_t*>malloc(n * sizeof(int64_t))
+    m.vals = <int32_t*>malloc(n * sizeof(int32_t))
+    if m.keys == NULL or m.vals == NULL:
+        return -1
+    memset(m.vals, 0xFF, n * sizeof(int32_t))
+    m.mask = n - 1
+    m.size = 0
+    return 0
+
+
+cdef void map_free(IdMap* m) noexcept nogil:
+    free(m.keys)
+    free(m.vals)
+    m.keys = NULL
+    m.vals = NULL
+
+
+cdef inline int32_t map_get(const IdMap* m, int64_t key) noexcept nogil:
+    cdef size_t i = mix64(key) & m.mask
+    while m.vals[i] != -1:
+        if m.keys[i] == key:
+            return m.vals[i]
+        i = (i + 1) & m.mask
+    return -1
+
+
+cdef int map_grow(IdMap* m) noexcept nogil:
+    cdef IdMap old = m[0]
+    cdef size_t i, j
+    if map_init(m, (old.mask + 1) * 2) != 0:
+        map_free(m)
+        m[0] = old
+        return -1
+    for i in range(old.mask + 1):
+        if old.vals[i] != -1:
+            j = mix64(old.keys[i]) & m.mask
+            while m.vals[j] != -1:
+                j = (j + 1) & m.mask
+            m.keys[j] = old.keys[i]
+            m.vals[j] = old.vals[i]
+    m.size = old.size
+    map_free(&old)
+    return 0
+
+
+cdef inline int map_reserve_one(IdMap* m) noexcept nogil:
+    # keep the load factor at or below 1/2 so probe chains stay short
+    if (m.size + 1) * 2 > m.mask + 1:
+        return map_grow(m)
+    return 0
+
+
+cdef inline void map_put(IdMap* m, int64_t key, int32_t val) noexcept nogil:
+    # the caller has reserved room and knows the key is absent
+    cdef size_t i = mix64(key) & m.mask
+    while m.vals[i] != -1:
+        i = (i + 1) & m.mask
+    m.keys[i] = key
+    m.vals[i] = val
+    m.size += 1
+
+
+cdef void map_del(IdMap* m, int64_t key) noexcept nogil:
+    cdef size_t i = mix64(key) & m.mask
+    cdef size_t j, k
+    while m.vals[i] != -1:
+        if m.keys[i] == key:
+            break
+        i = (i + 1) & m.mask
+    else:
+        return
+    # backward-shift deletion: pull later members of the probe chain into the hole
+    j = i
+    while True:
+        j = (j + 1) & m.mask
+        if m.vals[j] == -1:
+            break
+        k = mix64(m.keys[j]) & m.mask
+        if (i <= j and i < k <= j) or (i > j and (i < k or k <= j)):
+            continue
+        m.keys[i] = m.keys[j]
+        m.vals[i] = m.vals[j]
+        i = j
+    m.vals[i] = -1
+    m.size -= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Pools: orders and levels, preallocated, growing by doubling, recycled through free lists
+# ---------------------------------------------------------------------------------------------
+
+cdef int grow_orders(State* st) noexcept nogil:
+    cdef int32_t old = st.orders_cap
+    cdef int32_t new_cap = old * 2 if old > 0 else MIN_ORDERS
+    cdef Order* p = <Order*>realloc(st.orders, <size_t>new_cap * sizeof(Order))
+    cdef int32_t i
+    if p == NULL:
+        return -1
+    st.orders = p
+    for i in range(old, new_cap - 1):
+        p[i].next = i + 1
+    p[new_cap - 1].next = st.orders_free
+    st.orders_free = old
+    st.orders_cap = new_cap
+    return 0
+
+
+cdef inline int32_t alloc_order(State* st) noexcept nogil:
+    cdef int32_t oi
+    if st.orders_free == -1 and grow_orders(st) != 0:
+        return -1
+    oi = st.orders_free
+    st.orders_free = st.orders[oi].next
+    return oi
+
+
+cdef inline void free_order(State* st, int32_t oi) noexcept nogil:
+    st.orders[oi].order_id = 0
+    st.orders[oi].next = st.orders_free
+    st.orders_free = oi
+
+
+cdef int grow_levels(State* st) noexcept nogil:
+    cdef int32_t old = st.levels_cap
+    cdef int32_t new_cap = old * 2 if old > 0 else MIN_ORDERS
+    cdef Level* p = <Level*>realloc(st.levels, <size_t>new_cap * sizeof(Level))
+    cdef int32_t i
+    if p == NULL:
+        return -1
+    st.levels = p
+    for i in range(old, new_cap - 1):
+        p[i].next_free = i + 1
+    p[new_cap - 1].next_free = st.levels_free
+    st.levels_free = old
+    st.levels_cap = new_cap
+    return 0
+
+
+cdef inline int32_t alloc_level(State* st, int64_t price) noexcept nogil:
+    cdef int32_t li
+    if st.levels_free == -1 and grow_levels(st) != 0:
+        return -1
+    li = st.levels_free
+    st.levels_free = st.levels[li].next_free
+    st.levels[li].price = price
+    st.levels[li].total = 0
+    st.levels[li].head = -1
+    st.levels[li].tail = -1
+    st.levels[li].count = 0
+    st.levels[li].next_free = -1
+    return li
+
+
+cdef inline void free_level(State* st, int32_t li) noexcept nogil:
+    st.levels[li].next_free = st.levels_free
+    st.levels_free = li
+
+
+# ---------------------------------------------------------------------------------------------
+# Book sides: sorted arrays of (key, level) with the best level last
+# ---------------------------------------------------------------------------------------------
+
+cdef inline int64_t side_key(uint8_t side, int64_t price) noexcept nogil:
+    return price if side == SIDE_BUY else -price
+
+
+cdef inline BookSide* own_side(Book* bk, uint8_t side) noexcept nogil:
+    return &bk.bids if side == SIDE_BUY else &bk.asks
+
+
+cdef inline BookSide* opp_side(Book* bk, uint8_t side) noexcept nogil:
+    return &bk.asks if side == SIDE_BUY else &bk.bids
+
+
+cdef inline int32_t side_lower_bound(const BookSide* s, int64_t key) noexcept nogil:
+    # first index whose key is >= key; most traffic is at the top, so look there first
+    cdef int32_t lo = 0, hi = s.n, mid
+    if hi == 0 or s.keys[hi - 1] < key:
+        return hi
+    if s.keys[hi - 1] == key:
+        return hi - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if s.keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef int side_reserve_one(BookSide* s) noexcept nogil:
+    cdef int32_t new_cap
+    cdef int64_t* k
+    cdef int32_t* l
+    if s.n < s.cap:
+        return 0
+    new_cap = s.cap * 2 if s.cap > 0 else 16
+    k = <int64_t*>realloc(s.keys, <size_t>new_cap * sizeof(int64_t))
+    if k == NULL:
+        return -1
+    s.keys = k
+    l = <int32_t*>realloc(s.levels, <size_t>new_cap * sizeof(int32_t))
+    if l == NULL:
+        return -1
+    s.levels = l
+    s.cap = new_cap
+    return 0
+
+
+cdef void side_remove_level(State* st, BookSide* s, int64_t key) noexcept nogil:
+    cdef int32_t idx = side_lower_bound(s, key)
+    free_level(st, s.levels[idx])
+    if idx < s.n - 1:
+        memmove(&s.keys[idx], &s.keys[idx + 1], <size_t>(s.n - 1 - idx) * sizeof(int64_t))
+        memmove(&s.levels[idx], &s.levels[idx + 1], <size_t>(s.n - 1 - idx) * sizeof(int32_t))
+    s.n -= 1
+
+
+cdef inline bint crosses(uint8_t side, int64_t limit, int64_t level_price) noexcept nogil:
+    # may an order on `side` at `limit` trade against a resting level at `level_price`?
+    if side == SIDE_BUY:
+        return level_price <= limit
+    return level_price >= limit
+
+
+# ---------------------------------------------------------------------------------------------
+# Events and finished-order history
+# ---------------------------------------------------------------------------------------------
+
+cdef Event* emit(State* st, const Command* c, uint8_t type) noexcept nogil:
+    cdef size_t new_cap
+    cdef Event* p
+    cdef Event* e
+    if st.n_ev == st.ev_cap:
+        new_cap = st.ev_cap * 2 if st.ev_cap > 0 else MIN_EVENTS
+        p = <Event*>realloc(st.ev, new_cap * sizeof(Event))
+        if p == NULL:
+            st.oom = 1
+            return NULL
+        st.ev = p
+        st.ev_cap = new_cap
+    e = &st.ev[st.n_ev]
+    st.n_ev += 1
+    memset(e, 0, sizeof(Event))
+    e.seq = c.seq
+    e.ts_ns = c.ts_ns
+    e.type = type
+    e.cmd = c.cmd
+    return e
+
+
+cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil:
+    cdef Event* e = emit(st, c, EV_REJECTED)
+    if e == NULL:
+        return
+    e.order_id = c.order_id
+    e.instrument = c.instrument
+    e.account = c.account
+    e.side = c.side
+    e.price = c.price
+    e.qty = c.qty
+    e.reason = reason
+
+
+cdef inline void order_event(State* st, const Command* c, uint8_t type, const Order* o,
+                             int64_t qty, int64_t leaves, uint16_t reason) noexcept nogil:
+    cdef Event* e = emit(st, c, type)
+    if e == NULL:
+        return
+    e.order_id = o.order_id
+    e.instrument = o.instrument
+    e.account = o.account
+    e.side = o.side
+    e.price = o.price
+    e.qty = qty
+    e.leaves = leaves
+    e.reason = reason
+
+
+cdef inline void record(State* st, const Order* o, uint8_t status) noexcept nogil:
+    cdef Finished* h
+    if st.hist_cap == 0:
+        return
+    h = &st.hist[st.hist_n % st.hist_cap]
+    st.hist_n += 1
+    h.order_id = o.order_id
+    h.price = o.price
+    h.qty = o.qty
+    h.filled = o.filled
+    h.instrument = o.instrument
+    h.account = o.account
+    h.flags = o.flags
+    h.side = o.side
+    h.ord_type = o.ord_type
+    h.tif = o.tif
+    h.status = status
+
+
+# ---------------------------------------------------------------------------------------------
+# Book maintenance
+# ---------------------------------------------------------------------------------------------
+
+cdef int rest_order(State* st, int32_t b, int32_t oi) noexcept nogil:
+    # append the order at the back of its price level, creating the level if needed;
+    # the caller has reserved room in the side arrays and the level pool
+    cdef Order* o = &st.orders[oi]
+    cdef BookSide* s = own_side(&st.books[b], o.side)
+    cdef int64_t key = side_key(o.side, o.price)
+    cdef int32_t idx = side_lower_bound(s, key)
+    cdef int32_t li
+    cdef Level* lvl
+    if idx < s.n and s.keys[idx] == key:
+        li = s.levels[idx]
+    else:
+        li = alloc_level(st, o.price)
+        if li < 0:
+            return -1
+        if idx < s.n:
+            memmove(&s.keys[idx + 1], &s.keys[idx], <size_t>(s.n - idx) * sizeof(int64_t))
+            memmove(&s.levels[idx + 1], &s.levels[idx], <size_t>(s.n - idx) * sizeof(int32_t))
+        s.keys[idx] = key
+        s.levels[idx] = li
+        s.n += 1
+    o = &st.orders[oi]
+    lvl = &st.levels[li]
+    o.book = b
+    o.level = li
+    o.next = -1
+    o.prev = lvl.tail
+    if lvl.tail != -1:
+        st.orders[lvl.tail].next = oi
+    else:
+        lvl.head = oi
+    lvl.tail = oi
+    lvl.count += 1
+    lvl.total += o.qty - o.filled
+    return 0
+
+
+cdef void unlink_order(State* st, int32_t oi) noexcept nogil:
+    # take a resting order out of its level (and the level out of its side if it empties);
+    # the order stays allocated and indexed
+    cdef Order* o = &st.orders[oi]
+    cdef Level* lvl = &st.levels[o.level]
+    if o.prev != -1:
+        st.orders[o.prev].next = o.next
+    else:
+        lvl.head = o.next
+    if o.next != -1:
+        st.orders[o.next].prev = o.prev
+    else:
+        lvl.tail = o.prev
+    lvl.count -= 1
+    lvl.total -= o.qty - o.filled
+    if lvl.count == 0:
+        side_remove_level(st, own_side(&st.books[o.book], o.side), side_key(o.side, o.price))
+    o.level = -1
+
+
+cdef inline void drop_order(State* st, int32_t oi) noexcept nogil:
+    map_del(&st.order_map, st.orders[oi].order_id)
+    free_order(st, oi)
+    st.n_live -= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+# ---------------------------------------------------------------------------------------------
+
+cdef bint fok_fillable(State* st, int32_t b, uint8_t side, bint market, int64_t limit,
+                       int64_t qty) noexcept nogil:
+    cdef BookSide* s = opp_side(&st.books[b], side)
+    cdef int32_t i = s.n - 1
+    cdef Level* lvl
+    cdef int64_t avail = 0
+    while i >= 0:
+        lvl = &st.levels[s.levels[i]]
+        if not market and not crosses(side, limit, lvl.price):
+            break
+        avail += lvl.total
+        if avail >= qty:
+            return True
+        i -= 1
+    return False
+
+
+cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uint32_t account,
+                   uint8_t side, bint market, int64_t limit, int64_t leaves) noexcept nogil:
+    # trade `leaves` against the opposite side, best level first, oldest order first;
+    # returns what is left. Allocates no orders, so Order pointers stay valid here.
+    cdef Book* bk = &st.books[b]
+    cdef BookSide* s = opp_side(bk, side)
+    cdef int32_t li, oi, nxt
+    cdef Level* lvl
+    cdef Order* o
+    cdef int64_t fill, maker_open
+    cdef Event* e
+    while leaves > 0 and s.n > 0:
+        li = s.levels[s.n - 1]
+        lvl = &st.levels[li]
+        if not market and not crosses(side, limit, lvl.price):
+            break
+        oi = lvl.head
+        while oi != -1 and leaves > 0:
+            o = &st.orders[oi]
+            maker_open = o.qty - o.filled
+            fill = leaves if leaves < maker_open else maker_open
+            leaves -= fill
+            o.filled += fill
+            lvl.total -= fill
+            e = emit(st, c, EV_TRADE)
+            if e != NULL:
+                e.order_id = taker_id
+                e.other_id = o.order_id
+                e.price = o.price
+                e.qty = fill
+                e.leaves = leaves
+                e.other_leaves = maker_open - fill
+                e.instrument = bk.instrument
+                e.account = account
+                e.other_account = o.account
+                e.side = side
+            nxt = o.next
+            if o.filled == o.qty:
+                record(st, o, ST_FILLED)
+                lvl.head = nxt
+                if nxt != -1:
+                    st.orders[nxt].prev = -1
+                else:
+                    lvl.tail = -1
+                lvl.count -= 1
+                drop_order(st, oi)
+            oi = nxt
+        if lvl.count == 0:
+            free_level(st, li)
+            s.n -= 1
+    return leaves
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+cdef inline int reserve_for_rest(State* st, int32_t b, uint8_t side) noexcept nogil:
+    # everything resting one more order may need, taken before the book is touched, so an
+    # allocation failure never leaves a half-applied command behind
+    if map_reserve_one(&st.order_map) != 0:
+        return -1
+    if st.orders_free == -1 and grow_orders(st) != 0:
+        return -1
+    if st.levels_free == -1 and grow_levels(st) != 0:
+        return -1
+    if side_reserve_one(own_side(&st.books[b], side)) != 0:
+        return -1
+    return 0
+
+
+cdef int do_new(State* st, const Command* c) noexcept nogil:
+    cdef int32_t b, oi
+    cdef Book* bk
+    cdef BookSide* opp
+    cdef Order* o
+    cdef Order tmp
+    cdef bint market
+    cdef int64_t price, leaves
+    if c.order_id <= 0:
+        reject(st, c, R_INVALID_ORDER_ID)
+        return 0
+    b = map_get(&st.book_map, c.instrument)
+    if b < 0:
+        reject(st, c, R_UNKNOWN_INSTRUMENT)
+        return 0
+    bk = &st.books[b]
+    if c.side != SIDE_BUY and c.side != SIDE_SELL:
+        reject(st, c, R_INVALID_SIDE)
+        return 0
+    if c.ord_type != ORD_LIMIT and c.ord_type != ORD_MARKET:
+        reject(st, c, R_INVALID_ORDER_TYPE)
+        return 0
+    if c.tif != TIF_GTC and c.tif != TIF_IOC and c.tif != TIF_FOK:
+        reject(st, c, R_INVALID_TIME_IN_FORCE)
+        return 0
+    if (c.flags & ~FLAGS_KNOWN) or (
+            (c.flags & FLAG_POST_ONLY) and (c.ord_type != ORD_LIMIT or c.tif != TIF_GTC)):
+        reject(st, c, R_INVALID_INSTRUCTIONS)
+        return 0
+    if c.qty <= 0:
+        reject(st, c, R_INVALID_QUANTITY)
+        return 0
+    if c.qty < bk.min_qty:
+        reject(st, c, R_QUANTITY_BELOW_MIN)
+        return 0
+    if c.qty > bk.max_qty:
+        reject(st, c, R_QUANTITY_ABOVE_MAX)
+        return 0
+    market = c.ord_type == ORD_MARKET
+    if not market and c.price <= 0:
+        reject(st, c, R_INVALID_PRICE)
+        return 0
+    if map_get(&st.order_map, c.order_id) >= 0:
+        reject(st, c, R_DUPLICATE_ORDER_ID)
+        return 0
+    opp = opp_side(bk, c.side)
+    if (c.flags & FLAG_POST_ONLY) and opp.n > 0 and crosses(
+            c.side, c.price, st.levels[opp.levels[opp.n - 1]].price):
+        reject(st, c, R_POST_ONLY_WOULD_TAKE)
+        return 0
+    if c.tif == TIF_GTC and not market and reserve_for_rest(st, b, c.side) != 0:
+        return -1
+
+    price = 0 if market else c.price
+    # the order as it would rest; lives on the stack until it does
+    tmp.order_id = c.order_id
+    tmp.price = price
+    tmp.qty = c.qty
+    tmp.filled = 0
+    tmp.account = c.account
+    tmp.instrument = c.instrument
+    tmp.flags = c.flags
+    tmp.side = c.side
+    tmp.ord_type = c.ord_type
+    tmp.tif = c.tif
+    order_event(st, c, EV_ACCEPTED, &tmp, c.qty, c.qty, 0)
+
+    if c.tif == TIF_FOK and not fok_fillable(st, b, c.side, market, price, c.qty):
+        order_event(st, c, EV_CANCELLED, &tmp, c.qty, 0, CAUSE_FOK_UNFILLABLE)
+        record(st, &tmp, ST_CANCELLED)
+        return 0
+
+    leaves = match(st, b, c, c.order_id, c.account, c.side, market, price, c.qty)
+    tmp.filled = c.qty - leaves
+    if leaves == 0:
+        record(st, &tmp, ST_FILLED)
+    elif market:
+        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_MARKET_REMAINDER)
+        record(st, &tmp, ST_CANCELLED)
+    elif c.tif != TIF_GTC:
+        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_IOC_REMAINDER)
+        record(st, &tmp, ST_CANCELLED)
+    else:
+        oi = alloc_order(st)          # reserved above: cannot fail
+        o = &st.orders[oi]
+        o[0] = tmp
+        rest_order(st, b, oi)         # reserved above: cannot fail
+        map_put(&st.order_map, c.order_id, oi)
+        st.n_live += 1
+    return 0
+
+
+cdef inline int32_t owned_order(State* st, const Command* c) noexcept nogil:
+    cdef int32_t oi = map_get(&st.order_map, c.order_id)
+    if oi < 0 or st.orders[oi].account != c.account:
+        return -1
+    return oi
+
+
+cdef int do_cancel(State* st, const Command* c) noexcept nogil:
+    cdef int32_t oi = owned_order(st, c)
+    cdef Order* o
+    if oi < 0:
+        reject(st, c, R_UNKNOWN_ORDER)
+        return 0
+    o = &st.orders[oi]
+    order_event(st, c, EV_CANCELLED, o, o.qty - o.filled, 0, CAUSE_USER)
+    record(st, o, ST_CANCELLED)
+    unlink_order(st, oi)
+    drop_order(st, oi)
+    return 0
+
+
+cdef int do_replace(State* st, const Command* c) noexcept nogil:
+    cdef int32_t oi = owned_order(st, c)
+    cdef int32_t b
+    cdef Order* o
+    cdef Book* bk
+    cdef BookSide* opp
+    cdef int64_t leaves
+    if oi < 0:
+        reject(st, c, R_UNKNOWN_ORDER)
+        return 0
+    o = &st.orders[oi]
+    b = o.book
+    bk = &st.books[b]
+    if c.qty <= 0:
+        reject(st, c, R_INVALID_QUANTITY)
+        return 0
+    if c.price <= 0:
+        reject(st, c, R_INVALID_PRICE)
+        return 0
+    if c.qty < bk.min_qty:
+        reject(st, c, R_QUANTITY_BELOW_MIN)
+        return 0
+    if c.qty > bk.max_qty:
+        reject(st, c, R_QUANTITY_ABOVE_MAX)
+        return 0
+    if c.qty <= o.filled:
+        reject(st, c, R_REPLACE_QTY_NOT_ABOVE_FILLED)
+        return 0
+    opp = opp_side(bk, o.side)
+    if (o.flags & FLAG_POST_ONLY) and opp.n > 0 and crosses(
+            o.side, c.price, st.levels[opp.levels[opp.n - 1]].price):
+        reject(st, c, R_POST_ONLY_WOULD_TAKE)
+        return 0
+
+    if c.price == o.price and c.qty <= o.qty:
+        # a decrease (or no change) at the same price keeps its place in the queue
+        st.levels[o.level].total -= o.qty - c.qty
+        o.qty = c.qty
+        order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0)
+        return 0
+
+    # it may need a new level; reserve before touching anything
+    if st.levels_free == -1 and grow_levels(st) != 0:
+        return -1
+    if side_reserve_one(own_side(bk, o.side)) != 0:
+        return -1
+    o = &st.orders[oi]
+    unlink_order(st, oi)
+    o.price = c.price
+    o.qty = c.qty
+    order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0)
+    leaves = match(st, b, c, o.order_id, o.account, o.side, False, c.price, c.qty - o.filled)
+    o.filled = c.qty - leaves
+    if leaves == 0:
+        record(st, o, ST_FILLED)
+        drop_order(st, oi)
+    else:
+        rest_order(st, b, oi)
+    return 0
+
+
+cdef int process_one(State* st, const Command* c) noexcept nogil:
+    if c.cmd == CMD_NEW:
+        return do_new(st, c)
+    if c.cmd == CMD_CANCEL:
+        return do_cancel(st, c)
+    if c.cmd == CMD_REPLACE:
+        return do_replace(st, c)
+    reject(st, c, R_UNKNOWN_COMMAND)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The Python face
+# ---------------------------------------------------------------------------------------------
+
+cdef inline void _check(int rc, State* st) except *:
+    if rc != 0 or st.oom:
+        st.oom = 0
+        raise MemoryError("the engine could not allocate memory for this command")
+
+
+cdef class Core:
+    """One engine: many instruments, one price-time (FIFO) book each, int64 ticks and lots.
+
+    Every mutating call appends events to an internal buffer (read them with
+    ``drain_events()``); ``process()`` runs a whole numpy array of commands without the GIL.
+
+    >>> core = Core()
+    >>> core.add_instrument(1)
+    >>> core.submit(10, 1, 2, 101, 5)   # sell 5 @ 101 rests: 1 event (ACCEPTED)
+    1
+    >>> core.submit(11, 1, 1, 101, 2)   # buy 2 @ 101: ACCEPTED + TRADE
+    2
+    """
+
+    cdef State st
+    cdef readonly int history
+
+    def __cinit__(self, int history=65536, int initial_orders=1024):
+        memset(&self.st, 0, sizeof(State))
+        self.st.orders_free = -1
+        self.st.levels_free = -1
+        if history < 0:
+            raise ValueError("history must be >= 0")
+        if initial_orders < 1:
+            raise ValueError("initial_orders must be >= 1")
+        self.history = history
+        if map_init(&self.st.order_map, <size_t>initial_orders * 2) != 0 or \
+                map_init(&self.st.book_map, 16) != 0:
+            raise MemoryError()
+        while self.st.orders_cap < initial_orders:
+            if grow_orders(&self.st) != 0:
+                raise MemoryError()
+        if grow_levels(&self.st) != 0:
+            raise MemoryError()
+        if history > 0:
+            self.st.hist = <Finished*>malloc(<size_t>history * sizeof(Finished))
+            if self.st.hist == NULL:
+                raise MemoryError()
+            self.st.hist_cap = history
+
+    def __dealloc__(self):
+        cdef int32_t i
+        for i in range(self.st.n_books):
+            free(self.st.books[i].bids.keys)
+            free(self.st.books[i].bids.levels)
+            free(self.st.books[i].asks.keys)
+            free(self.st.books[i].asks.levels)
+        free(self.st.books)
+        free(self.st.orders)
+        free(self.st.levels)
+        free(self.st.ev)
+        free(self.st.hist)
+        map_free(&self.st.order_map)
+        map_free(&self.st.book_map)
+
+    def add_instrument(self, instrument_id, min_qty=1, max_qty=INT64_MAX):
+        """Register an instrument (an id in 0..2**32-1) with its quantity bounds in lots."""
+        cdef Book* p
+        cdef Book* bk
+        if not 0 <= instrument_id <= 0xFFFFFFFF:
+            raise ValueError(f"instrument id {instrument_id!r} is outside 0..2**32-1")
+        if min_qty < 1:
+            raise ValueError(f"min_qty must be >= 1, got {min_qty!r}")
+        if max_qty < min_qty or max_qty > INT64_MAX:
+            raise ValueError(f"max_qty must be in min_qty..2**63-1, got {max_qty!r}")
+        if map_get(&self.st.book_map, instrument_id) >= 0:
+            raise ValueError(f"instrument {instrument_id} is already registered")
+        if self.st.n_books == self.st.books_cap:
+            p = <Book*>realloc(self.st.books, <size_t>(self.st.books_cap * 2 + 4) * sizeof(Book))
+            if p == NULL:
+                raise MemoryError()
+            self.st.books = p
+            self.st.books_cap = self.st.books_cap * 2 + 4
+        if map_reserve_one(&self.st.book_map) != 0:
+            raise MemoryError()
+        bk = &self.st.books[self.st.n_books]
+        memset(bk, 0, sizeof(Book))
+        bk.instrument = instrument_id
+        bk.min_qty = min_qty
+        bk.max_qty = max_qty
+        map_put(&self.st.book_map, instrument_id, self.st.n_books)
+        self.st.n_books += 1
+
+    def instruments(self):
+        """The registered instrument ids, ascending."""
+        return sorted(self.st.books[i].instrument for i in range(self.st.n_books))
+
+    # -- COMMANDS (per-call API) --------------------------------------------------------------
+
+    def submit(self, int64_t order_id, uint32_t instrument, uint8_t side, int64_t price,
+               int64_t qty, uint32_t account=0, uint8_t ord_type=ORD_LIMIT,
+               uint8_t tif=TIF_GTC, uint16_t flags=0, int64_t seq=0, int64_t ts_ns=0):
+        """New order. Returns the number of events appended. Runtime: O(log levels + fills)."""
+        cdef Command c
+        cdef size_t before = self.st.n_ev
+        c.seq = seq
+        c.ts_ns = ts_ns
+        c.order_id = order_id
+        c.price = price
+        c.qty = qty
+        c.instrument = instrument
+        c.account = account
+        c.cmd = CMD_NEW
+        c.side = side
+        c.ord_type = ord_type
+        c.tif = tif
+        c.flags = flags
+        c._pad = 0
+        _check(process_one(&self.st, &c), &self.st)
+        return self.st.n_ev - before
+
+    def cancel(self, int64_t order_id, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
+        """Cancel a live order of this account. Returns the number of events appended. O(1)."""
+        cdef Command c
+        cdef size_t before = self.st.n_ev
+        memset(&c, 0, sizeof(Command))
+        c.seq = seq
+        c.ts_ns = ts_ns
+        c.order_id = order_id
+        c.account = account
+        c.cmd = CMD_CANCEL
+        _check(process_one(&self.st, &c), &self.st)
+        return self.st.n_ev - before
+
+    def replace(self, int64_t order_id, int64_t price, int64_t qty, uint32_t account=0,
+                int64_t seq=0, int64_t ts_ns=0):
+        """Change price and/or total quantity of a live order. Returns the number of events."""
+        cdef Command c
+        cdef size_t before = self.st.n_ev
+        memset(&c, 0, sizeof(Command))
+        c.seq = seq
+        c.ts_ns = ts_ns
+        c.order_id = order_id
+        c.price = price
+        c.qty = qty
+        c.account = account
+        c.cmd = CMD_REPLACE
+        _check(process_one(&self.st, &c), &self.st)
+        return self.st.n_ev - before
+
+    # -- BATCH API ----------------------------------------------------------------------------
+
+    def process(self, commands):
+        """Run an array of COMMAND_DTYPE through the core (without the GIL).
+
+        Returns exactly the events of these commands as an EVENT_DTYPE array; events pending
+        from earlier per-call commands stay pending.
+        """
+        cdef cnp.ndarray arr
+        cdef const Command* cmds
+        cdef Py_ssize_t i, n
+        cdef size_t before = self.st.n_ev
+        cdef int rc = 0
+        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
+            raise TypeError("process() takes a numpy array of engine.COMMAND_DTYPE")
+        if commands.ndim != 1:
+            raise ValueError("process() takes a one-dimensional array")
+        arr = np.ascontiguousarray(commands)
+        cmds = <const Command*>cnp.PyArray_DATA(arr)
+        n = arr.shape[0]
+        with nogil:
+            for i in range(n):
+                rc = process_one(&self.st, &cmds[i])
+                if rc != 0 or self.st.oom:
+                    break
+        out = self._events_since(before)
+        self.st.n_ev = before
+        _check(rc, &self.st)
+        return out
+
+    # -- EVENTS -------------------------------------------------------------------------------
+
+    cdef object _events_since(self, size_t start):
+        cdef size_t n = self.st.n_ev - start
+        cdef cnp.ndarray out = np.empty(n, dtype=EVENT_DTYPE)
+        if n:
+            memcpy(cnp.PyArray_DATA(out), &self.st.ev[start], n * sizeof(Event))
+        return out
+
+    def drain_events(self):
+        """All pending events as an EVENT_DTYPE array; the buffer is emptied."""
+        out = self._events_since(0)
+        self.st.n_ev = 0
+        if self.st.ev_cap > (1 << 20):
+            # a huge burst is not kept around for ever
+            free(self.st.ev)
+            self.st.ev = NULL
+            self.st.ev_cap = 0
+        return out
+
+    @property
+    def pending_events(self):
+        return self.st.n_ev
+
+    # -- QUERIES ------------------------------------------------------------------------------
+
+    cdef Book* _book(self, instrument) except NULL:
+        cdef int32_t b = -1
+        if 0 <= instrument <= 0xFFFFFFFF:
+            b = map_get(&self.st.book_map, instrument)
+        if b < 0:
+            raise KeyError(f"unknown instrument {instrument!r}")
+        return &self.st.books[b]
+
+    cdef object _best(self, BookSide* s):
+        cdef Level* lvl
+        if s.n == 0:
+            return None
+        lvl = &self.st.levels[s.levels[s.n - 1]]
+        return (lvl.price, lvl.total)
+
+    def best_bid(self, instrument):
+        """(price, open qty) of the best bid, or None. O(1)."""
+        return self._best(&self._book(instrument).bids)
+
+    def best_ask(self, instrument):
+        """(price, open qty) of the best ask, or None. O(1)."""
+        return self._best(&self._book(instrument).asks)
+
+    cdef list _levels(self, BookSide* s, Py_ssize_t n):
+        cdef list out = []
+        cdef int32_t i = s.n - 1
+        cdef Level* lvl
+        while i >= 0 and len(out) < n:
+            lvl = &self.st.levels[s.levels[i]]
+            out.append((lvl.price, lvl.total, lvl.count))
+            i -= 1
+        return out
+
+    def depth(self, instrument, n=10):
+        """(bids, asks): up to n levels each, best first, as (price, open qty, order count)."""
+        cdef Book* bk = self._book(instrument)
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        return self._levels(&bk.bids, n), self._levels(&bk.asks, n)
+
+    def level_orders(self, instrument, side, price):
+        """[(order_id, open qty), ...] at one price level, in queue (time) order."""
+        cdef Book* bk = self._book(instrument)
+        cdef BookSide* s
+        cdef int64_t key
+        cdef int32_t idx, oi
+        cdef list out = []
+        if side == SIDE_BUY:
+            s = &bk.bids
+        elif side == SIDE_SELL:
+            s = &bk.asks
+        else:
+            raise ValueError(f"side must be 1 (buy) or 2 (sell), got {side!r}")
+        key = side_key(side, price)
+        idx = side_lower_bound(s, key)
+        if idx < s.n and s.keys[idx] == key:
+            oi = self.st.levels[s.levels[idx]].head
+            while oi != -1:
+                out.append((self.st.orders[oi].order_id,
+                            self.st.orders[oi].qty - self.st.orders[oi].filled))
+                oi = self.st.orders[oi].next
+        return out
+
+    def order(self, int64_t order_id):
+        """A live order's state, else its latest finished state if still in history, else None."""
+        cdef int32_t oi = map_get(&self.st.order_map, order_id)
+        cdef Order* o
+        cdef Finished* h
+        cdef size_t k, n
+        if oi >= 0:
+            o = &self.st.orders[oi]
+            return dict(order_id=o.order_id, instrument=o.instrument, account=o.account,
+                        side=o.side, ord_type=o.ord_type, tif=o.tif, flags=o.flags,
+                        price=o.price, qty=o.qty, filled=o.filled, leaves=o.qty - o.filled,
+                        status=ST_NEW if o.filled == 0 else ST_PARTIALLY_FILLED)
+        n = min(self.st.hist_n, self.st.hist_cap)
+        for k in range(n):
+            h = &self.st.hist[(self.st.hist_n - 1 - k) % self.st.hist_cap]
+            if h.order_id == order_id:
+                return dict(order_id=h.order_id, instrument=h.instrument, account=h.account,
+                            side=h.side, ord_type=h.ord_type, tif=h.tif, flags=h.flags,
+                            price=h.price, qty=h.qty, filled=h.filled, leaves=0,
+                            status=h.status)
+        return None
+
+    @property
+    def open_orders(self):
+        """The number of resting orders in all books."""
+        return self.st.n_live
+
+    # -- INTEGRITY ----------------------------------------------------------------------------
+
+    def state_digest(self):
+        """BLAKE2b of every book and resting order (layout in docs/RULES.md). O(orders)."""
+        cdef list vals = []
+        cdef Book* bk
+        cdef BookSide* s
+        cdef Level* lvl
+        cdef Order* o
+        cdef int32_t i, oi
+        cdef uint8_t side
+        ids = [self.st.books[j].instrument for j in range(self.st.n_books)]
+        for b in sorted(range(self.st.n_books), key=ids.__getitem__):
+            bk = &self.st.books[<int32_t>b]
+            vals += [bk.instrument, bk.bids.n, bk.asks.n]
+            for side in range(SIDE_BUY, SIDE_SELL + 1):
+                s = own_side(bk, side)
+                i = s.n - 1
+                while i >= 0:
+                    lvl = &self.st.levels[s.levels[i]]
+                    vals += [lvl.price, lvl.count]
+                    oi = lvl.head
+                    while oi != -1:
+                        o = &self.st.orders[oi]
+                        vals += [o.order_id, o.account, o.qty, o.filled, o.flags]
+                        oi = o.next
+                    i -= 1
+        return hashlib.blake2b(np.array(vals, dtype="<i8").tobytes(), digest_size=32).hexdigest()
+
+    def check_integrity(self):
+        """Assert every invariant of the books, levels, orders and the id index."""
+        cdef Book* bk
+        cdef BookSide* s
+        cdef Level* lvl
+        cdef Order* o
+        cdef int32_t b, i, oi, prev, count
+        cdef int64_t total
+        cdef uint8_t side
+        cdef Py_ssize_t live = 0, free_orders = 0
+        for b in range(self.st.n_books):
+            bk = &self.st.books[b]
+            for side in range(SIDE_BUY, SIDE_SELL + 1):
+                s = own_side(bk, side)
+                for i in range(s.n):
+                    if i > 0 and not s.keys[i - 1] < s.keys[i]:
+                        raise AssertionError(f"book {bk.instrument}: levels out of order")
+                    lvl = &self.st.levels[s.levels[i]]
+                    if side_key(side, lvl.price) != s.keys[i]:
+                        raise AssertionError(f"book {bk.instrument}: level key != price")
+                    if lvl.count == 0 or lvl.head == -1:
+                        raise AssertionError(f"book {bk.instrument}: empty level {lvl.price}")
+                    oi = lvl.head
+                    prev = -1
+                    count = 0
+                    total = 0
+                    while oi != -1:
+                        o = &self.st.orders[oi]
+                        if o.prev != prev or o.level != s.levels[i] or o.book != b:
+                            raise AssertionError(f"order {o.order_id}: broken links")
+                        if o.side != side or o.price != lvl.price:
+                            raise AssertionError(f"order {o.order_id}: wrong level")
+                        if not 0 <= o.filled < o.qty:
+                            raise AssertionError(f"order {o.order_id}: filled out of range")
+                        if map_get(&self.st.order_map, o.order_id) != oi:
+                            raise AssertionError(f"order {o.order_id}: not indexed")
+                        count += 1
+                        total += o.qty - o.filled
+                        prev = oi
+                        oi = o.next
+                    if prev != lvl.tail or count != lvl.count or total != lvl.total:
+                        raise AssertionError(
+                            f"book {bk.instrument} level {lvl.price}: count/total/tail mismatch")
+                    live += count
+            if bk.bids.n and bk.asks.n and \
+                    self.st.levels[bk.bids.levels[bk.bids.n - 1]].price >= \
+                    self.st.levels[bk.asks.levels[bk.asks.n - 1]].price:
+                raise AssertionError(f"book {bk.instrument} is crossed")
+        if live != self.st.n_live or live != <Py_ssize_t>self.st.order_map.size:
+            raise AssertionError(
+                f"live orders {live} != counter {self.st.n_live} / index {self.st.order_map.size}")
+        oi = self.st.orders_free
+        while oi != -1:
+            free_orders += 1
+            oi = self.st.orders[oi].next
+        if free_orders + live != self.st.orders_cap:
+            raise AssertionError("order pool leak")
+
+    def memory_bytes(self):
+        """Bytes held by the core's C arrays (orders, levels, id index, books, events, history)."""
+        cdef size_t n = 0
+        cdef int32_t b
+        n += <size_t>self.st.orders_cap * sizeof(Order)
+        n += <size_t>self.st.levels_cap * sizeof(Level)
+        n += (self.st.order_map.mask + 1) * (sizeof(int64_t) + sizeof(int32_t))
+        n += (self.st.book_map.mask + 1) * (sizeof(int64_t) + sizeof(int32_t))
+        n += self.st.ev_cap * sizeof(Event) + self.st.hist_cap * sizeof(Finished)
+        for b in range(self.st.n_books):
+            n += (self.st.books[b].bids.cap + self.st.books[b].asks.cap) * (
+                sizeof(int64_t) + sizeof(int32_t))
+        return n
+
+
+# The C records must match the numpy layouts byte for byte.
+assert sizeof(Command) == COMMAND_DTYPE.itemsize, "Command layout != COMMAND_DTYPE"
+assert sizeof(Event) == EVENT_DTYPE.itemsize, "Event layout != EVENT_DTYPE"

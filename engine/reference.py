@@ -1,0 +1,547 @@
+"""The reference model: docs/RULES.md written out literally, the slow twin of engine/_core.pyx.
+
+Owns its own books, live-order index, finished-order history and event buffer, and nothing else.
+Must never import the compiled core, never trade clarity for speed, and never disagree with
+docs/RULES.md: where the two differ, this file is the bug.
+"""
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+from sortedcontainers import SortedDict
+
+from .schema import (
+    COMMAND_DTYPE,
+    EVENT_DTYPE,
+    INT64_MAX,
+    CancelCause,
+    CommandType,
+    EventType,
+    Flags,
+    OrderStatus,
+    OrdType,
+    Reason,
+    Side,
+    TimeInForce,
+)
+
+__all__ = ["ReferenceCore", "INT64_MAX"]
+
+UINT32_MAX = (1 << 32) - 1
+KNOWN_FLAGS = int(Flags.POST_ONLY)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain data
+# ---------------------------------------------------------------------------------------------
+
+class Command(NamedTuple):
+    """One COMMAND_DTYPE record as Python ints (the ``_pad`` field dropped)."""
+
+    seq: int
+    ts_ns: int
+    order_id: int
+    price: int
+    qty: int
+    instrument: int
+    account: int
+    cmd: int
+    side: int
+    ord_type: int
+    tif: int
+    flags: int
+
+
+@dataclass(eq=False)
+class Order:
+    order_id: int
+    instrument: int
+    account: int
+    side: int
+    ord_type: int
+    tif: int
+    flags: int
+    price: int  # the limit price; 0 for a MARKET order
+    qty: int  # the total quantity (after a REPLACE: the new total)
+    filled: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.qty - self.filled
+
+
+@dataclass(eq=False)
+class Level:
+    price: int
+    orders: deque = field(default_factory=deque)  # of Order, oldest first
+    total: int = 0  # the sum of the open quantity of ``orders``
+
+
+@dataclass(eq=False)
+class Book:
+    instrument: int
+    min_qty: int
+    max_qty: int
+    # price -> Level. The best bid is the highest key, the best ask the lowest.
+    bids: SortedDict = field(default_factory=SortedDict)
+    asks: SortedDict = field(default_factory=SortedDict)
+
+    def levels(self, side: int) -> SortedDict:
+        return self.bids if side == Side.BUY else self.asks
+
+    def levels_best_first(self, side: int) -> list[Level]:
+        levels = self.levels(side)
+        if side == Side.BUY:
+            return list(reversed(levels.values()))
+        return list(levels.values())
+
+    def best(self, side: int) -> Level | None:
+        levels = self.levels(side)
+        if not levels:
+            return None
+        return levels.peekitem(-1 if side == Side.BUY else 0)[1]
+
+
+def opposite(side: int) -> int:
+    return Side.SELL if side == Side.BUY else Side.BUY
+
+
+def acceptable(taker: Order, maker_price: int) -> bool:
+    """May ``taker`` trade at ``maker_price``? A MARKET order accepts every price."""
+    if taker.ord_type == OrdType.MARKET:
+        return True
+    if taker.side == Side.BUY:
+        return maker_price <= taker.price
+    return maker_price >= taker.price
+
+
+def crosses(side: int, price: int, book: Book) -> bool:
+    """Would a limit order at ``price`` trade against the opposite best on arrival?"""
+    best = book.best(opposite(side))
+    if best is None:
+        return False
+    if side == Side.BUY:
+        return price >= best.price
+    return price <= best.price
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+# ---------------------------------------------------------------------------------------------
+
+class ReferenceCore:
+    """Same API and semantics as ``engine._core.Core`` (see engine/_core.pyi, docs/RULES.md)."""
+
+    def __init__(self, history: int = 65536, initial_orders: int = 1024) -> None:
+        if history < 0:
+            raise ValueError(f"history must be >= 0, got {history}")
+        if initial_orders < 0:
+            raise ValueError(f"initial_orders must be >= 0, got {initial_orders}")
+        self._books: dict[int, Book] = {}
+        self._live: dict[int, Order] = {}  # order_id -> resting order, across all instruments
+        self._history_capacity = history
+        # The last ``history`` finished orders as order() dicts, oldest first. A deque with
+        # maxlen evicts the oldest finish when a new one is recorded.
+        self._history: deque[dict[str, int]] = deque(maxlen=history)
+        self._events: list[tuple] = []  # pending EVENT_DTYPE rows
+
+    # -- instruments ---------------------------------------------------------------------------
+
+    def add_instrument(self, instrument_id: int, min_qty: int = 1, max_qty: int = INT64_MAX) -> None:
+        if not 0 <= instrument_id <= UINT32_MAX:
+            raise ValueError(f"instrument id out of range 0..2**32-1: {instrument_id}")
+        if instrument_id in self._books:
+            raise ValueError(f"duplicate instrument id: {instrument_id}")
+        if min_qty < 1:
+            raise ValueError(f"min_qty must be >= 1, got {min_qty}")
+        if max_qty < min_qty:
+            raise ValueError(f"max_qty ({max_qty}) must be >= min_qty ({min_qty})")
+        if max_qty > INT64_MAX:
+            raise OverflowError(f"max_qty does not fit int64: {max_qty}")
+        self._books[instrument_id] = Book(instrument_id, min_qty, max_qty)
+
+    def instruments(self) -> list[int]:
+        return sorted(self._books)
+
+    # -- commands: per-call API ----------------------------------------------------------------
+
+    def submit(self, order_id: int, instrument: int, side: int, price: int, qty: int,
+               account: int = 0, ord_type: int = 1, tif: int = 1, flags: int = 0,
+               seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, order_id=order_id, price=price, qty=qty, instrument=instrument,
+            account=account, cmd=CommandType.NEW, side=side, ord_type=ord_type, tif=tif,
+            flags=flags))
+
+    def cancel(self, order_id: int, account: int = 0, seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, order_id=order_id, account=account, cmd=CommandType.CANCEL))
+
+    def replace(self, order_id: int, price: int, qty: int, account: int = 0,
+                seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, order_id=order_id, price=price, qty=qty, account=account,
+            cmd=CommandType.REPLACE))
+
+    @staticmethod
+    def _command(**fields: int) -> Command:
+        """A command record with zeros for the fields not given. Going through a numpy record
+        makes out-of-range values fail exactly as they would in an array (OverflowError)."""
+        record = np.zeros(1, dtype=COMMAND_DTYPE)
+        for name, value in fields.items():
+            record[name] = operator.index(value)  # ints only: a float is a TypeError
+        return Command(*record.tolist()[0][:-1])
+
+    # -- commands: batch API -------------------------------------------------------------------
+
+    def process(self, commands: np.ndarray) -> np.ndarray:
+        if not isinstance(commands, np.ndarray):
+            raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
+        if commands.dtype != COMMAND_DTYPE or commands.ndim != 1:
+            raise ValueError("commands must be a 1-D numpy array of COMMAND_DTYPE")
+        start = len(self._events)
+        for row in commands.tolist():
+            self._apply(Command(*row[:-1]))
+        produced = self._events[start:]
+        del self._events[start:]  # earlier pending events stay pending
+        return np.array(produced, dtype=EVENT_DTYPE)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def drain_events(self) -> np.ndarray:
+        events = np.array(self._events, dtype=EVENT_DTYPE)
+        self._events.clear()
+        return events
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._events)
+
+    # -- the one entry point of every command --------------------------------------------------
+
+    def _apply(self, c: Command) -> int:
+        """Apply one command; return the number of events it appended."""
+        before = len(self._events)
+        if c.cmd == CommandType.NEW:
+            self._new(c)
+        elif c.cmd == CommandType.CANCEL:
+            self._cancel(c)
+        elif c.cmd == CommandType.REPLACE:
+            self._replace(c)
+        else:
+            self._reject(c, Reason.BOOK_UNKNOWN_COMMAND)
+        return len(self._events) - before
+
+    # NEW ---------------------------------------------------------------------------------------
+
+    def _validate_new(self, c: Command) -> Reason:
+        if c.order_id <= 0:
+            return Reason.BOOK_INVALID_ORDER_ID
+        book = self._books.get(c.instrument)
+        if book is None:
+            return Reason.BOOK_UNKNOWN_INSTRUMENT
+        if c.side not in (Side.BUY, Side.SELL):
+            return Reason.BOOK_INVALID_SIDE
+        if c.ord_type not in (OrdType.LIMIT, OrdType.MARKET):
+            return Reason.BOOK_INVALID_ORDER_TYPE
+        if c.tif not in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
+            return Reason.BOOK_INVALID_TIME_IN_FORCE
+        post_only = bool(c.flags & Flags.POST_ONLY)
+        if c.flags & ~KNOWN_FLAGS:
+            return Reason.BOOK_INVALID_INSTRUCTIONS
+        if post_only and not (c.ord_type == OrdType.LIMIT and c.tif == TimeInForce.GTC):
+            return Reason.BOOK_INVALID_INSTRUCTIONS
+        if c.qty <= 0:
+            return Reason.BOOK_INVALID_QUANTITY
+        if c.qty < book.min_qty:
+            return Reason.BOOK_QUANTITY_BELOW_MIN
+        if c.qty > book.max_qty:
+            return Reason.BOOK_QUANTITY_ABOVE_MAX
+        if c.ord_type == OrdType.LIMIT and c.price <= 0:
+            return Reason.BOOK_INVALID_PRICE
+        if c.order_id in self._live:
+            return Reason.BOOK_DUPLICATE_ORDER_ID
+        if post_only and crosses(c.side, c.price, book):
+            return Reason.BOOK_POST_ONLY_WOULD_TAKE
+        return Reason.NONE
+
+    def _new(self, c: Command) -> None:
+        reason = self._validate_new(c)
+        if reason != Reason.NONE:
+            self._reject(c, reason)
+            self._remember(dict(
+                order_id=c.order_id, instrument=c.instrument, account=c.account, side=c.side,
+                ord_type=c.ord_type, tif=c.tif, flags=c.flags, price=c.price, qty=c.qty,
+                filled=0, leaves=0, status=int(OrderStatus.REJECTED)))
+            return
+
+        book = self._books[c.instrument]
+        order = Order(
+            order_id=c.order_id, instrument=c.instrument, account=c.account, side=c.side,
+            ord_type=c.ord_type, tif=c.tif, flags=c.flags,
+            price=c.price if c.ord_type == OrdType.LIMIT else 0, qty=c.qty)
+
+        # 1. ACCEPTED
+        self._emit(c, EventType.ACCEPTED, order, qty=order.qty, leaves=order.open)
+
+        # 2. FOK: all of it at acceptable prices, or nothing at all (the book is not touched).
+        if order.tif == TimeInForce.FOK and self._available(book, order) < order.qty:
+            self._emit(c, EventType.CANCELLED, order, qty=order.qty, leaves=0,
+                       reason=CancelCause.FOK_UNFILLABLE)
+            self._finish(order, OrderStatus.CANCELLED)
+            return
+
+        # 3. Matching
+        self._match(c, book, order)
+
+        # 4. What remains open
+        if order.open == 0:
+            self._finish(order, OrderStatus.FILLED)
+        elif order.ord_type == OrdType.MARKET:
+            self._emit(c, EventType.CANCELLED, order, qty=order.open, leaves=0,
+                       reason=CancelCause.MARKET_REMAINDER)
+            self._finish(order, OrderStatus.CANCELLED)
+        elif order.tif == TimeInForce.IOC:
+            self._emit(c, EventType.CANCELLED, order, qty=order.open, leaves=0,
+                       reason=CancelCause.IOC_REMAINDER)
+            self._finish(order, OrderStatus.CANCELLED)
+        else:  # GTC LIMIT (a FOK that passed its check has filled completely)
+            self._rest(book, order)
+
+    def _available(self, book: Book, taker: Order) -> int:
+        """Open quantity on the opposite side at prices ``taker`` accepts."""
+        return sum(level.total
+                   for level in book.levels_best_first(opposite(taker.side))
+                   if acceptable(taker, level.price))
+
+    def _match(self, c: Command, book: Book, taker: Order) -> None:
+        """Trade ``taker`` against the opposite side, best price first, oldest order first."""
+        makers_side = opposite(taker.side)
+        while taker.open > 0:
+            level = book.best(makers_side)
+            if level is None or not acceptable(taker, level.price):
+                break
+            maker = level.orders[0]
+            qty = min(taker.open, maker.open)
+            taker.filled += qty
+            maker.filled += qty
+            level.total -= qty
+            self._emit(c, EventType.TRADE, taker, price=maker.price, qty=qty, leaves=taker.open,
+                       other_id=maker.order_id, other_account=maker.account,
+                       other_leaves=maker.open)
+            if maker.open == 0:
+                self._unrest(book, maker)
+                self._finish(maker, OrderStatus.FILLED)
+
+    # CANCEL ------------------------------------------------------------------------------------
+
+    def _cancel(self, c: Command) -> None:
+        order = self._live.get(c.order_id)
+        if order is None or order.account != c.account:
+            self._reject(c, Reason.BOOK_UNKNOWN_ORDER)
+            return
+        self._unrest(self._books[order.instrument], order)
+        self._emit(c, EventType.CANCELLED, order, qty=order.open, leaves=0,
+                   reason=CancelCause.USER)
+        self._finish(order, OrderStatus.CANCELLED)
+
+    # REPLACE -----------------------------------------------------------------------------------
+
+    def _validate_replace(self, c: Command, order: Order | None) -> Reason:
+        if order is None or order.account != c.account:
+            return Reason.BOOK_UNKNOWN_ORDER
+        book = self._books[order.instrument]
+        if c.qty <= 0:
+            return Reason.BOOK_INVALID_QUANTITY
+        if c.price <= 0:
+            return Reason.BOOK_INVALID_PRICE
+        if c.qty < book.min_qty:
+            return Reason.BOOK_QUANTITY_BELOW_MIN
+        if c.qty > book.max_qty:
+            return Reason.BOOK_QUANTITY_ABOVE_MAX
+        if c.qty <= order.filled:
+            return Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED
+        if order.flags & Flags.POST_ONLY and crosses(order.side, c.price, book):
+            return Reason.BOOK_POST_ONLY_WOULD_TAKE
+        return Reason.NONE
+
+    def _replace(self, c: Command) -> None:
+        order = self._live.get(c.order_id)
+        reason = self._validate_replace(c, order)
+        if reason != Reason.NONE:
+            self._reject(c, reason)  # not recorded in the history: the order is unchanged
+            return
+        book = self._books[order.instrument]
+
+        # 1. REPLACED
+        self._emit(c, EventType.REPLACED, order, price=c.price, qty=c.qty,
+                   leaves=c.qty - order.filled)
+
+        # 2. Same price, total not increased: shrink in place, keep the queue position.
+        if c.price == order.price and c.qty <= order.qty:
+            level = book.levels(order.side)[order.price]
+            level.total -= order.qty - c.qty
+            order.qty = c.qty
+            return
+
+        # 3. Otherwise: leave the level, then arrive again like a GTC limit order.
+        self._unrest(book, order)
+        order.price = c.price
+        order.qty = c.qty
+        self._match(c, book, order)
+        if order.open == 0:
+            self._finish(order, OrderStatus.FILLED)
+        else:
+            self._rest(book, order)
+
+    # -- book and history bookkeeping ----------------------------------------------------------
+
+    def _rest(self, book: Book, order: Order) -> None:
+        """Put ``order`` at the back of its price level and into the live index."""
+        levels = book.levels(order.side)
+        if order.price not in levels:
+            levels[order.price] = Level(order.price)
+        level = levels[order.price]
+        level.orders.append(order)
+        level.total += order.open
+        self._live[order.order_id] = order
+
+    def _unrest(self, book: Book, order: Order) -> None:
+        """Take ``order`` out of its level (removing the level if emptied) and the live index."""
+        levels = book.levels(order.side)
+        level = levels[order.price]
+        level.orders.remove(order)
+        level.total -= order.open
+        if not level.orders:
+            del levels[order.price]
+        del self._live[order.order_id]
+
+    def _finish(self, order: Order, status: OrderStatus) -> None:
+        self._remember(dict(
+            order_id=order.order_id, instrument=order.instrument, account=order.account,
+            side=order.side, ord_type=order.ord_type, tif=order.tif, flags=order.flags,
+            price=order.price, qty=order.qty, filled=order.filled, leaves=0, status=int(status)))
+
+    def _remember(self, record: dict[str, int]) -> None:
+        if self._history_capacity > 0:
+            self._history.append(record)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emit(self, c: Command, type_: EventType, order: Order, *, qty: int, leaves: int,
+              price: int | None = None, other_id: int = 0, other_account: int = 0,
+              other_leaves: int = 0, reason: int = 0) -> None:
+        """Append an event about ``order`` (the taker, for a trade) caused by command ``c``."""
+        self._events.append((
+            c.seq, c.ts_ns, order.order_id, other_id,
+            order.price if price is None else price, qty, leaves, other_leaves,
+            order.instrument, order.account, other_account, int(reason), int(type_),
+            order.side, c.cmd, 0))
+
+    def _reject(self, c: Command, reason: Reason) -> None:
+        """One REJECTED event copying the command's fields verbatim."""
+        self._events.append((
+            c.seq, c.ts_ns, c.order_id, 0, c.price, c.qty, 0, 0,
+            c.instrument, c.account, 0, int(reason), int(EventType.REJECTED),
+            c.side, c.cmd, 0))
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def _book(self, instrument: int) -> Book:
+        try:
+            return self._books[instrument]
+        except KeyError:
+            raise KeyError(f"unknown instrument: {instrument}") from None
+
+    def best_bid(self, instrument: int) -> tuple[int, int] | None:
+        level = self._book(instrument).best(Side.BUY)
+        return None if level is None else (level.price, level.total)
+
+    def best_ask(self, instrument: int) -> tuple[int, int] | None:
+        level = self._book(instrument).best(Side.SELL)
+        return None if level is None else (level.price, level.total)
+
+    def depth(self, instrument: int, n: int = 10) -> tuple[list[tuple[int, int, int]],
+                                                          list[tuple[int, int, int]]]:
+        book = self._book(instrument)
+        n = max(n, 0)
+
+        def side_depth(side: int) -> list[tuple[int, int, int]]:
+            return [(level.price, level.total, len(level.orders))
+                    for level in book.levels_best_first(side)[:n]]
+
+        return side_depth(Side.BUY), side_depth(Side.SELL)
+
+    def level_orders(self, instrument: int, side: int, price: int) -> list[tuple[int, int]]:
+        book = self._book(instrument)
+        if side not in (Side.BUY, Side.SELL):
+            raise ValueError(f"side must be BUY (1) or SELL (2), got {side}")
+        level = book.levels(side).get(price)
+        if level is None:
+            return []
+        return [(order.order_id, order.open) for order in level.orders]
+
+    def order(self, order_id: int) -> dict[str, Any] | None:
+        live = self._live.get(order_id)
+        if live is not None:
+            return dict(
+                order_id=live.order_id, instrument=live.instrument, account=live.account,
+                side=live.side, ord_type=live.ord_type, tif=live.tif, flags=live.flags,
+                price=live.price, qty=live.qty, filled=live.filled, leaves=live.open,
+                status=int(OrderStatus.NEW if live.filled == 0 else OrderStatus.PARTIALLY_FILLED))
+        for record in reversed(self._history):  # newest first
+            if record["order_id"] == order_id:
+                return dict(record)
+        return None
+
+    @property
+    def open_orders(self) -> int:
+        return len(self._live)
+
+    # -- integrity -----------------------------------------------------------------------------
+
+    def state_digest(self) -> str:
+        values: list[int] = []
+        for instrument in sorted(self._books):
+            book = self._books[instrument]
+            values += [instrument, len(book.bids), len(book.asks)]
+            for side in (Side.BUY, Side.SELL):
+                for level in book.levels_best_first(side):
+                    values += [level.price, len(level.orders)]
+                    for order in level.orders:
+                        values += [order.order_id, order.account, order.qty, order.filled,
+                                   order.flags]
+        data = np.array(values, dtype="<i8").tobytes()
+        return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+    def check_integrity(self) -> None:
+        seen: dict[int, Order] = {}
+        for instrument, book in self._books.items():
+            for side in (Side.BUY, Side.SELL):
+                for price, level in book.levels(side).items():
+                    where = f"instrument {instrument} side {side} level {price}"
+                    assert level.price == price, f"{where}: level keyed under the wrong price"
+                    assert level.orders, f"{where}: empty level"
+                    total = sum(o.open for o in level.orders)
+                    assert level.total == total, f"{where}: total {level.total} != sum {total}"
+                    for o in level.orders:
+                        assert o.order_id not in seen, f"{where}: order {o.order_id} twice"
+                        seen[o.order_id] = o
+                        assert (o.instrument, o.side, o.price) == (instrument, side, price), \
+                            f"{where}: order {o.order_id} is in the wrong level"
+                        assert o.ord_type == OrdType.LIMIT and o.tif == TimeInForce.GTC, \
+                            f"{where}: order {o.order_id} rests but is not a GTC limit order"
+                        assert 0 <= o.filled < o.qty, \
+                            f"{where}: order {o.order_id} filled {o.filled} of {o.qty}"
+            bid, ask = book.best(Side.BUY), book.best(Side.SELL)
+            assert bid is None or ask is None or bid.price < ask.price, \
+                f"instrument {instrument}: book crossed ({bid.price} >= {ask.price})"
+        assert seen.keys() == self._live.keys(), "live-order index does not match the levels"
+        for order_id, order in self._live.items():
+            assert seen[order_id] is order, f"live-order index holds a stale order {order_id}"
+        assert len(self._history) <= self._history_capacity, "history over capacity"
