@@ -192,3 +192,4 @@ cdef void unlink_order(State* st, int32_t oi) noexcept nogil
 # -- EVENTS --
 cdef Event* emit(State* st, const Command* c, uint8_t type) noexcept nogil
 cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil
+cdef void record_command(State* st, const Command* c, uint8_t status) noexcept nogil

@@ -304,6 +304,8 @@ cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil:
     e.price = c.price
     e.qty = c.qty
     e.reason = reason
+    if c.cmd == CMD_NEW:
+        record_command(st, c, ST_REJECTED)
 
 
 cdef inline void order_event(State* st, const Command* c, uint8_t type, const Order* o,
@@ -338,6 +340,22 @@ cdef inline void record(State* st, const Order* o, uint8_t status) noexcept nogi
     h.ord_type = o.ord_type
     h.tif = o.tif
     h.status = status
+
+
+cdef void record_command(State* st, const Command* c, uint8_t status) noexcept nogil:
+    # a NEW that never became an order is remembered with the command's own fields
+    cdef Order tmp
+    memset(&tmp, 0, sizeof(Order))
+    tmp.order_id = c.order_id
+    tmp.price = c.price
+    tmp.qty = c.qty
+    tmp.instrument = c.instrument
+    tmp.account = c.account
+    tmp.flags = c.flags
+    tmp.side = c.side
+    tmp.ord_type = c.ord_type
+    tmp.tif = c.tif
+    record(st, &tmp, status)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -140,8 +140,8 @@ class ReferenceCore:
     def __init__(self, history: int = 65536, initial_orders: int = 1024) -> None:
         if history < 0:
             raise ValueError(f"history must be >= 0, got {history}")
-        if initial_orders < 0:
-            raise ValueError(f"initial_orders must be >= 0, got {initial_orders}")
+        if initial_orders < 1:  # a capacity hint the reference does not need, checked alike
+            raise ValueError(f"initial_orders must be >= 1, got {initial_orders}")
         self._books: dict[int, Book] = {}
         self._live: dict[int, Order] = {}  # order_id -> resting order, across all instruments
         self._history_capacity = history
@@ -159,10 +159,8 @@ class ReferenceCore:
             raise ValueError(f"duplicate instrument id: {instrument_id}")
         if min_qty < 1:
             raise ValueError(f"min_qty must be >= 1, got {min_qty}")
-        if max_qty < min_qty:
-            raise ValueError(f"max_qty ({max_qty}) must be >= min_qty ({min_qty})")
-        if max_qty > INT64_MAX:
-            raise OverflowError(f"max_qty does not fit int64: {max_qty}")
+        if not min_qty <= max_qty <= INT64_MAX:
+            raise ValueError(f"max_qty must be in min_qty ({min_qty})..2**63-1, got {max_qty}")
         self._books[instrument_id] = Book(instrument_id, min_qty, max_qty)
 
     def instruments(self) -> list[int]:
@@ -200,10 +198,10 @@ class ReferenceCore:
     # -- commands: batch API -------------------------------------------------------------------
 
     def process(self, commands: np.ndarray) -> np.ndarray:
-        if not isinstance(commands, np.ndarray):
-            raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
-        if commands.dtype != COMMAND_DTYPE or commands.ndim != 1:
-            raise ValueError("commands must be a 1-D numpy array of COMMAND_DTYPE")
+        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
+            raise TypeError("process() takes a numpy array of engine.COMMAND_DTYPE")
+        if commands.ndim != 1:
+            raise ValueError("process() takes a one-dimensional array")
         start = len(self._events)
         for row in commands.tolist():
             self._apply(Command(*row[:-1]))
@@ -469,7 +467,8 @@ class ReferenceCore:
     def depth(self, instrument: int, n: int = 10) -> tuple[list[tuple[int, int, int]],
                                                           list[tuple[int, int, int]]]:
         book = self._book(instrument)
-        n = max(n, 0)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
 
         def side_depth(side: int) -> list[tuple[int, int, int]]:
             return [(level.price, level.total, len(level.orders))

@@ -1,0 +1,66 @@
+"""The `engine` command line: `engine demo`, `engine bench core`.
+
+Only arranges calls into the library; every behaviour it shows lives in a module of its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_report, run_core_bench
+
+    if args.target != "core":
+        print(f"engine bench: unknown target {args.target!r} (known: core)", file=sys.stderr)
+        return 2
+    progress = None if args.json else (lambda m: print(f"  .. {m}", file=sys.stderr, flush=True))
+    r = run_core_bench(args.commands, args.repeat, ref_commands=args.ref_commands,
+                       memory_orders=args.memory_orders, seed=args.seed, progress=progress)
+    print(json.dumps(r, indent=None if args.json else 2) if args.json else format_report(r))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(config_path=args.config, n_orders=args.orders, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="engine", description="An in-memory order engine.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("bench", help="run a benchmark (target: core)")
+    b.add_argument("target", help="what to benchmark: core")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--commands", type=int, default=1_000_000, help="workload size")
+    b.add_argument("--repeat", type=int, default=5, help="runs per path; the median is shown")
+    b.add_argument("--ref-commands", type=int, default=200_000,
+                   help="commands run through the (slow) reference model")
+    b.add_argument("--memory-orders", type=int, default=1_000_000,
+                   help="resting orders for the memory measurement")
+    b.add_argument("--seed", type=int, default=42)
+    b.set_defaults(func=_cmd_bench)
+
+    d = sub.add_parser("demo", help="a short demo: several instruments, a book and a trade tape")
+    d.add_argument("--config", help="instruments file (default: the embedded config)")
+    d.add_argument("--orders", type=int, default=3000, help="orders to send")
+    d.add_argument("--seed", type=int, default=1)
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

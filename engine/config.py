@@ -1,0 +1,300 @@
+"""The engine's one typed configuration: msgspec Structs decoded from TOML.
+
+Owns the schema, its validation and the error messages (file + field path). Must never
+convert prices or quantities to ticks or lots (engine/instruments.py does) nor touch a core.
+"""
+from __future__ import annotations
+
+import datetime
+import decimal
+import difflib
+import os
+import re
+import tomllib
+from decimal import Decimal
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import msgspec
+import msgspec.inspect as mi
+
+from .schema import Reason
+
+__all__ = [
+    "AssetClass", "Matching", "ASSET_CLASSES", "MATCHING_SUPPORTED",
+    "InstrumentConfig", "EngineConfig", "ConfigError",
+    "load_config", "parse_config", "default_config",
+]
+
+AssetClass = Literal["equity", "etf", "future", "option", "fx_spot", "bond", "crypto"]
+Matching = Literal["fifo", "pro_rata"]  # every known value; only the supported ones pass
+ASSET_CLASSES: tuple[str, ...] = AssetClass.__args__
+MATCHING_SUPPORTED: tuple[str, ...] = ("fifo",)
+
+UINT32_MAX = (1 << 32) - 1
+MAX_DECIMAL_PLACES = 18  # tick_size, lot_size, multiplier: at most 1E-18 ...
+MAX_ADJUSTED_EXPONENT = 18  # ... and below 1E+19
+
+DEFAULT_CONFIG_RESOURCE = "default_config.toml"
+_CURRENCY = re.compile("[A-Z]{3}")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: ``source: path: detail``.
+
+    ``source`` is the file name (or ``<string>``), ``path`` the field path
+    (``$.instruments[2].tick_size``; None for a whole-file problem such as a syntax error) and
+    ``detail`` what is wrong.
+    """
+
+    def __init__(self, detail: str, *, path: str | None = None, source: str | None = None) -> None:
+        self.detail = detail
+        self.path = path
+        self.source = source
+        super().__init__(": ".join(p for p in (source, path, detail) if p))
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config table: immutable, keyword-only, unknown fields refused."""
+
+
+class InstrumentConfig(_Section):
+    """One ``[[instruments]]`` entry. Decimals are written as TOML strings ("0.01")."""
+
+    id: Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)]
+    symbol: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    asset_class: AssetClass
+    tick_size: Decimal
+    lot_size: Decimal
+    currency: str  # ISO 4217 style: three upper-case letters
+    multiplier: Decimal = Decimal("1")
+    min_qty: Decimal | None = None  # in instrument units, on the lot grid; None = one lot
+    max_qty: Decimal | None = None  # None = no limit beyond int64 lots
+    matching: Matching = "fifo"
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.symbol != self.symbol.strip() or any(not c.isprintable() for c in self.symbol):
+            raise ConfigError(f"Expected a symbol without surrounding spaces or control characters,"
+                              f" got {self.symbol!r}", path="symbol")
+        if not _CURRENCY.fullmatch(self.currency):
+            raise ConfigError(f"Expected a 3-letter upper-case currency code such as 'USD',"
+                              f" got {self.currency!r}", path="currency")
+        for name in ("tick_size", "lot_size", "multiplier"):
+            _check_unit(name, getattr(self, name))
+        if self.matching not in MATCHING_SUPPORTED:
+            raise ConfigError(f"matching {self.matching!r} is not supported yet"
+                              f" (supported: {', '.join(map(repr, MATCHING_SUPPORTED))})",
+                              path="matching")
+        lots = {}
+        for name in ("min_qty", "max_qty"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            _check_positive(name, value)
+            lots[name] = _lots_on_grid(name, value, self.lot_size)
+        if len(lots) == 2 and lots["min_qty"] > lots["max_qty"]:
+            raise ConfigError(f"Expected max_qty >= min_qty ({self.min_qty}),"
+                              f" got {str(self.max_qty)!r}", path="max_qty")
+
+
+class EngineConfig(_Section):
+    """The whole engine configuration. Later sections (venues, accounts, risk, gateway,
+    journal) are added here as optional tables with defaults, so older files stay valid."""
+
+    instruments: Annotated[tuple[InstrumentConfig, ...], msgspec.Meta(min_length=1)]
+
+    def __post_init__(self) -> None:
+        seen_ids: dict[int, int] = {}
+        seen_symbols: dict[str, int] = {}
+        for i, inst in enumerate(self.instruments):
+            if inst.id in seen_ids:
+                raise ConfigError(f"duplicate instrument id {inst.id}"
+                                  f" (already used by $.instruments[{seen_ids[inst.id]}])",
+                                  path=f"instruments[{i}].id")
+            if inst.symbol in seen_symbols:
+                raise ConfigError(f"duplicate symbol {inst.symbol!r}"
+                                  f" (already used by $.instruments[{seen_symbols[inst.symbol]}])",
+                                  path=f"instruments[{i}].symbol")
+            seen_ids[inst.id] = i
+            seen_symbols[inst.symbol] = i
+
+
+# -- field checks (raised from __post_init__; msgspec prefixes the struct's location) -----------
+
+def _check_positive(name: str, value: Decimal) -> None:
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"Expected a positive decimal, got {str(value)!r}", path=name)
+
+
+def _check_unit(name: str, value: Decimal) -> None:
+    _check_positive(name, value)
+    if value.normalize(_WIDE).as_tuple().exponent < -MAX_DECIMAL_PLACES:
+        raise ConfigError(f"Expected at most {MAX_DECIMAL_PLACES} decimal places,"
+                          f" got {str(value)!r}", path=name)
+    if value.adjusted() > MAX_ADJUSTED_EXPONENT:
+        raise ConfigError(f"Expected a value below 1E+{MAX_ADJUSTED_EXPONENT + 1},"
+                          f" got {str(value)!r}", path=name)
+
+
+def _lots_on_grid(name: str, value: Decimal, lot_size: Decimal) -> int:
+    from .instruments import GridError, exact_units  # the one place that divides by a grid
+
+    try:
+        return exact_units(value, lot_size, what="quantity")
+    except GridError as e:
+        expected = (f"at most 2**63-1 lots of {lot_size}" if e.reason is Reason.EDGE_BAD_VALUE
+                    else f"a multiple of lot_size {lot_size}")
+        raise ConfigError(f"Expected {expected}, got {str(value)!r}", path=name) from e
+
+
+# normalize() in this context never rounds (no division happens in it).
+_WIDE = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
+                        traps=[decimal.InvalidOperation, decimal.Inexact, decimal.Overflow])
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def load_config(path: str | os.PathLike[str]) -> EngineConfig:
+    """Read and validate a TOML config file; any problem raises ConfigError naming the file."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file: {e.strerror or e}", source=source) from e
+    return parse_config(data, source=source)
+
+
+def default_config() -> EngineConfig:
+    """The embedded default configuration (``engine/default_config.toml``)."""
+    ref = resources.files("engine").joinpath(DEFAULT_CONFIG_RESOURCE)
+    return parse_config(ref.read_bytes(), source=f"<engine>/{DEFAULT_CONFIG_RESOURCE}")
+
+
+def parse_config(text: str | bytes, source: str = "<string>") -> EngineConfig:
+    """Decode and validate TOML text; any problem raises ConfigError naming ``source`` and field."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"not UTF-8 text: {e}", source=source) from e
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"TOML syntax error: {e}", source=source) from e
+    try:
+        # Exactly what msgspec.toml.decode(text, type=EngineConfig) does, without parsing twice.
+        config = msgspec.convert(raw, type=EngineConfig, str_keys=True,
+                                 builtin_types=(datetime.datetime, datetime.date, datetime.time))
+    except msgspec.ValidationError as e:
+        raise _explain(e, raw, source) from None
+    _refuse_floats(raw, mi.type_info(EngineConfig), "$", source)
+    return config
+
+
+# -- error messages -----------------------------------------------------------------------------
+
+_LOCATION = re.compile(r"^(?P<msg>.*) - at `(?P<path>\$[^`]*)`$", re.S)
+_PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+
+
+def _join(path: str, rel: str) -> str:
+    return path + rel if rel.startswith("[") else f"{path}.{rel}"
+
+
+def _explain(error: msgspec.ValidationError, raw: Any, source: str) -> ConfigError:
+    """Turn msgspec's ``message - at `$.a[0].b``` into ``source: $.a[0].b: message``."""
+    m = _LOCATION.match(str(error))
+    msg, path = (m["msg"], m["path"]) if m else (str(error), "$")
+    cause = error.__cause__
+    if isinstance(cause, ConfigError):  # raised by a __post_init__ for one of its fields
+        return ConfigError(cause.detail, path=_join(path, cause.path) if cause.path else path,
+                           source=source)
+    if (u := re.match(r"Object contains unknown field `(.+)`$", msg)):
+        field = u[1]
+        known = _field_names(_type_at(path))
+        hint = difflib.get_close_matches(field, known, n=1)
+        detail = f"unknown field {field!r}"
+        detail += f" (did you mean {hint[0]!r}?)" if hint else ""
+        if known:
+            detail += f"; allowed: {', '.join(known)}"
+        return ConfigError(detail, path=_join(path, field), source=source)
+    if (r := re.match(r"Object missing required field `(.+)`$", msg)):
+        return ConfigError("missing required field", path=_join(path, r[1]), source=source)
+    if msg.startswith("Invalid enum value"):
+        t = _type_at(path)
+        if isinstance(t, mi.LiteralType):
+            msg += f" (expected one of: {', '.join(map(str, t.values))})"
+        return ConfigError(msg, path=path, source=source)
+    if msg == "Invalid decimal string":
+        msg = "Expected a decimal string such as \"0.01\""
+    if msg.startswith("Expected") and ", got" not in msg:
+        found, value = _raw_at(raw, path)
+        if found:
+            msg += f", got {value!r}"
+    return ConfigError(msg, path=path, source=source)
+
+
+def _steps(path: str) -> list[str | int]:
+    return [name if idx == "" else int(idx) for name, idx in _PATH_TOKEN.findall(path[1:])]
+
+
+def _raw_at(raw: Any, path: str) -> tuple[bool, Any]:
+    node = raw
+    for step in _steps(path):
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, node
+
+
+def _unwrap(t: mi.Type) -> mi.Type:
+    if isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.UnionType):
+        inner = [x for x in t.types if not isinstance(x, mi.NoneType)]
+        if len(inner) == 1:
+            return _unwrap(inner[0])
+    return t
+
+
+def _type_at(path: str) -> mi.Type | None:
+    t: mi.Type | None = mi.type_info(EngineConfig)
+    for step in _steps(path):
+        t = _unwrap(t)
+        if isinstance(step, int) and isinstance(t, (mi.ListType, mi.VarTupleType)):
+            t = t.item_type
+        elif isinstance(step, str) and isinstance(t, mi.StructType):
+            t = next((f.type for f in t.fields if f.encode_name == step), None)
+        else:
+            return None
+    return _unwrap(t) if t is not None else None
+
+
+def _field_names(t: mi.Type | None) -> list[str]:
+    return [f.encode_name for f in t.fields] if isinstance(t, mi.StructType) else []
+
+
+def _refuse_floats(raw: Any, t: mi.Type, path: str, source: str) -> None:
+    """A TOML float where a decimal is expected is refused: binary floats are not exact."""
+    t = _unwrap(t)
+    if isinstance(t, mi.DecimalType) or (
+            isinstance(t, mi.UnionType) and any(isinstance(x, mi.DecimalType) for x in t.types)):
+        if isinstance(raw, float):
+            field = path.rsplit(".", 1)[-1]
+            raise ConfigError(f"Expected a decimal string, got the TOML float {raw!r};"
+                              f" binary floats are not exact, write it quoted:"
+                              f" {field} = \"{raw!r}\"",
+                              path=path, source=source)
+    elif isinstance(t, mi.StructType) and isinstance(raw, dict):
+        for f in t.fields:
+            if f.encode_name in raw:
+                _refuse_floats(raw[f.encode_name], f.type, f"{path}.{f.encode_name}", source)
+    elif isinstance(t, (mi.ListType, mi.VarTupleType)) and isinstance(raw, list):
+        for i, item in enumerate(raw):
+            _refuse_floats(item, t.item_type, f"{path}[{i}]", source)
+    elif isinstance(t, mi.DictType) and isinstance(raw, dict):
+        for key, item in raw.items():
+            _refuse_floats(item, t.value_type, f"{path}.{key}", source)

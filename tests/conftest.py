@@ -1,0 +1,205 @@
+"""Shared test fixtures and helpers for both implementations of docs/RULES.md.
+
+``make_core`` runs a test against the reference model and the compiled core alike; the helpers
+turn event arrays into short tuples for exact assertions and build COMMAND_DTYPE arrays.
+Import helpers with ``from tests.conftest import ...``.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pytest
+
+from engine.reference import ReferenceCore
+from engine.schema import (
+    COMMAND_DTYPE,
+    EVENT_DTYPE,
+    CancelCause,
+    CommandType,
+    EventType,
+    OrdType,
+    Reason,
+    TimeInForce,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Implementations
+# ---------------------------------------------------------------------------------------------
+
+
+def load_core_class() -> type | None:
+    """``engine._core.Core``, or None while the extension is not built. A built extension that
+    fails to import is an error, not a skip."""
+    try:
+        from engine._core import Core
+    except ModuleNotFoundError as exc:
+        if exc.name == "engine._core":
+            return None
+        raise
+    return Core
+
+
+class Checked:
+    """Wraps an engine and calls ``check_integrity()`` after every command it is given."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def _checked(self, result: Any) -> Any:
+        self.engine.check_integrity()
+        return result
+
+    def submit(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.submit(*args, **kwargs))
+
+    def cancel(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.cancel(*args, **kwargs))
+
+    def replace(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.replace(*args, **kwargs))
+
+    def process(self, commands: np.ndarray) -> np.ndarray:
+        return self._checked(self.engine.process(commands))
+
+
+def engine_factory(cls: type) -> Callable[..., Any]:
+    """``factory(*instruments, history=..., checked=True)``: an engine with the instruments
+    registered. An instrument is an id or an ``(id, min_qty, max_qty)`` tuple."""
+
+    def factory(*instruments: int | tuple, checked: bool = True, **kwargs: Any) -> Any:
+        engine = cls(**kwargs)
+        for spec in instruments:
+            engine.add_instrument(*spec) if isinstance(spec, tuple) else engine.add_instrument(spec)
+        return Checked(engine) if checked else engine
+
+    return factory
+
+
+@pytest.fixture(params=["reference", "core"])
+def make_core(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    if request.param == "reference":
+        return engine_factory(ReferenceCore)
+    core = load_core_class()
+    if core is None:
+        pytest.skip("core not built")
+    return engine_factory(core)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+E = namedtuple("E", "type order_id other_id price qty leaves other_leaves reason")
+"""The fields that tell events apart in a scenario; see ``records`` for all of them."""
+
+
+def _reason(type_: int, reason: int) -> int:
+    if type_ == EventType.REJECTED:
+        return Reason(reason)
+    if type_ == EventType.CANCELLED:
+        return CancelCause(reason)
+    return reason
+
+
+def ev(events: np.ndarray) -> list[E]:
+    """An EVENT_DTYPE array as a list of ``E`` tuples (enums where they help a diff)."""
+    assert events.dtype == EVENT_DTYPE
+    return [E(EventType(e["type"]), int(e["order_id"]), int(e["other_id"]), int(e["price"]),
+              int(e["qty"]), int(e["leaves"]), int(e["other_leaves"]),
+              _reason(int(e["type"]), int(e["reason"])))
+            for e in events]
+
+
+def records(events: np.ndarray) -> list[dict[str, int]]:
+    """Every field of every event as a dict of ints (asserting the padding is zero)."""
+    assert events.dtype == EVENT_DTYPE
+    out = []
+    for e in events:
+        assert not e["_pad"].any(), "event padding must be zero"
+        out.append({name: int(e[name]) for name in EVENT_DTYPE.names if name != "_pad"})
+    return out
+
+
+def accepted(order_id: int, price: int, qty: int) -> E:
+    return E(EventType.ACCEPTED, order_id, 0, price, qty, qty, 0, 0)
+
+
+def trade(taker: int, maker: int, price: int, qty: int, leaves: int, maker_leaves: int) -> E:
+    return E(EventType.TRADE, taker, maker, price, qty, leaves, maker_leaves, 0)
+
+
+def cancelled(order_id: int, price: int, qty: int, cause: CancelCause) -> E:
+    return E(EventType.CANCELLED, order_id, 0, price, qty, 0, 0, cause)
+
+
+def replaced(order_id: int, price: int, qty: int, leaves: int) -> E:
+    return E(EventType.REPLACED, order_id, 0, price, qty, leaves, 0, 0)
+
+
+def rejected(order_id: int, price: int, qty: int, reason: Reason) -> E:
+    return E(EventType.REJECTED, order_id, 0, price, qty, 0, 0, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+# A command row is a tuple in COMMAND_DTYPE field order:
+# (seq, ts_ns, order_id, price, qty, instrument, account, cmd, side, ord_type, tif, flags, _pad)
+
+def new_cmd(order_id: int, instrument: int, side: int, price: int, qty: int, account: int = 0,
+            ord_type: int = OrdType.LIMIT, tif: int = TimeInForce.GTC, flags: int = 0,
+            seq: int = 0, ts_ns: int = 0) -> tuple:
+    return (seq, ts_ns, order_id, price, qty, instrument, account, CommandType.NEW, side,
+            ord_type, tif, flags, 0)
+
+
+def cancel_cmd(order_id: int, account: int = 0, seq: int = 0, ts_ns: int = 0) -> tuple:
+    return (seq, ts_ns, order_id, 0, 0, 0, account, CommandType.CANCEL, 0, 0, 0, 0, 0)
+
+
+def replace_cmd(order_id: int, price: int, qty: int, account: int = 0, seq: int = 0,
+                ts_ns: int = 0) -> tuple:
+    return (seq, ts_ns, order_id, price, qty, 0, account, CommandType.REPLACE, 0, 0, 0, 0, 0)
+
+
+def raw_cmd(**fields: int) -> tuple:
+    """Any command row; fields not given are zero."""
+    unknown = set(fields) - set(COMMAND_DTYPE.names)
+    assert not unknown, f"not command fields: {unknown}"
+    return tuple(int(fields.get(name, 0)) for name in COMMAND_DTYPE.names)
+
+
+def commands(rows: Iterable[tuple]) -> np.ndarray:
+    """Command rows as a COMMAND_DTYPE array."""
+    return np.array([tuple(int(v) for v in row) for row in rows], dtype=COMMAND_DTYPE)
+
+
+def per_call_expressible(row: tuple) -> bool:
+    """Can the per-call API send exactly this row? (It sends zeros for fields it does not take.)"""
+    seq, ts, oid, price, qty, instrument, account, cmd, side, ord_type, tif, flags, pad = row
+    if pad != 0:
+        return False
+    if cmd == CommandType.NEW:
+        return True
+    if cmd == CommandType.CANCEL:
+        return (price, qty, instrument, side, ord_type, tif, flags) == (0,) * 7
+    if cmd == CommandType.REPLACE:
+        return (instrument, side, ord_type, tif, flags) == (0,) * 5
+    return False
+
+
+def send(engine: Any, row: tuple) -> int:
+    """Send one command row through the per-call API; return the number of events appended."""
+    assert per_call_expressible(row), f"the per-call API cannot send {row}"
+    seq, ts, oid, price, qty, instrument, account, cmd, side, ord_type, tif, flags, _ = row
+    if cmd == CommandType.NEW:
+        return engine.submit(oid, instrument, side, price, qty, account=account,
+                             ord_type=ord_type, tif=tif, flags=flags, seq=seq, ts_ns=ts)
+    if cmd == CommandType.CANCEL:
+        return engine.cancel(oid, account=account, seq=seq, ts_ns=ts)
+    return engine.replace(oid, price, qty, account=account, seq=seq, ts_ns=ts)
