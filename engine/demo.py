@@ -33,7 +33,11 @@ def run_demo(config_path: str | None = None, n_orders: int = 3000, seed: int = 1
     tape = []
     counts = {"orders": 0, "trades": 0, "cancels": 0, "replaces": 0, "rejects": 0}
     symbols = [i.symbol for i in instruments]
+    done: set[int] = set()  # makers filled since the last sweep of `live`
     for _ in range(n_orders):
+        if done:
+            live = [(oid, s) for oid, s in live if oid not in done]
+            done.clear()
         sym = rng.choice(symbols)
         inst = instruments[sym]
         mids[sym] += rng.choice((-1, 0, 1))
@@ -64,6 +68,10 @@ def run_demo(config_path: str | None = None, n_orders: int = 3000, seed: int = 1
             if e.type == "TRADE":
                 counts["trades"] += 1
                 tape.append(e)
+                if e.other_leaves == 0:
+                    done.add(e.other_id)
+                if e.leaves == 0:
+                    done.add(e.order_id)
             elif e.type == "REJECTED":
                 counts["rejects"] += 1
 
