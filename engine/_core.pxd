@@ -116,13 +116,26 @@ cdef struct Level:
     int32_t count
     int32_t next_free
 
-# Levels of one side, sorted by key so that the best level is the LAST element:
-# key = price for bids, -price for asks. Inserts and removals near the top move few bytes.
-cdef struct BookSide:
-    int64_t* keys
-    int32_t* levels
+# Levels of one side, ordered by key so that the best level is the LAST: key = price for bids,
+# -price for asks. Two tiers, like sortedcontainers' list of sublists: blocks of up to
+# BLOCK_LEVELS sorted (key, level) pairs, and a sorted directory of blocks with each block's
+# largest key. Near the top an insert moves a few bytes of the last block; anywhere, it moves
+# at most one block plus (on a split) the directory, so its cost stays small with many levels.
+cdef enum:
+    BLOCK_LEVELS = 64
+
+cdef struct Block:
+    int64_t keys[BLOCK_LEVELS]
+    int32_t levels[BLOCK_LEVELS]
     int32_t n
-    int32_t cap
+    int32_t next_free
+
+cdef struct BookSide:
+    int64_t* bmax        # largest key of each block, ascending
+    int32_t* blocks      # block ids, ascending; the best level is the last of the last block
+    int32_t nb
+    int32_t bcap
+    int32_t n            # levels on this side
 
 cdef struct Book:
     uint32_t instrument
@@ -160,6 +173,9 @@ cdef struct State:
     Level* levels
     int32_t levels_cap
     int32_t levels_free
+    Block* blk
+    int32_t blk_cap
+    int32_t blk_free
     Book* books
     int32_t n_books
     int32_t books_cap

@@ -216,48 +216,185 @@ cdef inline BookSide* opp_side(Book* bk, uint8_t side) noexcept nogil:
     return &bk.asks if side == SIDE_BUY else &bk.bids
 
 
-cdef inline int32_t side_lower_bound(const BookSide* s, int64_t key) noexcept nogil:
-    # first index whose key is >= key; most traffic is at the top, so look there first
-    cdef int32_t lo = 0, hi = s.n, mid
-    if hi == 0 or s.keys[hi - 1] < key:
-        return hi
-    if s.keys[hi - 1] == key:
-        return hi - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if s.keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef int side_reserve_one(BookSide* s) noexcept nogil:
-    cdef int32_t new_cap
-    cdef int64_t* k
-    cdef int32_t* l
-    if s.n < s.cap:
-        return 0
-    new_cap = s.cap * 2 if s.cap > 0 else 16
-    k = <int64_t*>realloc(s.keys, <size_t>new_cap * sizeof(int64_t))
-    if k == NULL:
+cdef int grow_blocks(State* st) noexcept nogil:
+    cdef int32_t old = st.blk_cap
+    cdef int32_t new_cap = old * 2 if old > 0 else 8
+    cdef Block* p = <Block*>realloc(st.blk, <size_t>new_cap * sizeof(Block))
+    cdef int32_t i
+    if p == NULL:
         return -1
-    s.keys = k
-    l = <int32_t*>realloc(s.levels, <size_t>new_cap * sizeof(int32_t))
-    if l == NULL:
-        return -1
-    s.levels = l
-    s.cap = new_cap
+    st.blk = p
+    for i in range(old, new_cap - 1):
+        p[i].next_free = i + 1
+    p[new_cap - 1].next_free = st.blk_free
+    st.blk_free = old
+    st.blk_cap = new_cap
     return 0
 
 
-cdef void side_remove_level(State* st, BookSide* s, int64_t key) noexcept nogil:
-    cdef int32_t idx = side_lower_bound(s, key)
-    free_level(st, s.levels[idx])
-    if idx < s.n - 1:
-        memmove(&s.keys[idx], &s.keys[idx + 1], <size_t>(s.n - 1 - idx) * sizeof(int64_t))
-        memmove(&s.levels[idx], &s.levels[idx + 1], <size_t>(s.n - 1 - idx) * sizeof(int32_t))
+cdef inline int32_t alloc_block(State* st) noexcept nogil:
+    # the caller has reserved one (side_reserve_one)
+    cdef int32_t bi = st.blk_free
+    st.blk_free = st.blk[bi].next_free
+    st.blk[bi].n = 0
+    st.blk[bi].next_free = -1
+    return bi
+
+
+cdef inline void free_block(State* st, int32_t bi) noexcept nogil:
+    st.blk[bi].next_free = st.blk_free
+    st.blk_free = bi
+
+
+cdef inline int32_t side_best(const State* st, const BookSide* s) noexcept nogil:
+    # the best level's index, or -1 for an empty side. O(1).
+    cdef const Block* blk
+    if s.nb == 0:
+        return -1
+    blk = &st.blk[s.blocks[s.nb - 1]]
+    return blk.levels[blk.n - 1]
+
+
+cdef inline int32_t side_find(const State* st, const BookSide* s, int64_t key,
+                              int32_t* bj, int32_t* pos) noexcept nogil:
+    # Where `key` is or would go: block `bj` (index into s.blocks; -1 if the side is empty) and
+    # position `pos` in it of the first key >= `key` (the block's n when `key` is above all).
+    # Returns the level index on an exact match, else -1. The top is looked at first.
+    cdef int32_t lo, hi, mid, j
+    cdef const Block* blk
+    if s.nb == 0:
+        bj[0] = -1
+        pos[0] = 0
+        return -1
+    j = s.nb - 1
+    if s.nb > 1 and key <= s.bmax[s.nb - 2]:
+        lo = 0
+        hi = s.nb - 1
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if s.bmax[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        j = lo
+    blk = &st.blk[s.blocks[j]]
+    bj[0] = j
+    if blk.keys[blk.n - 1] < key:
+        pos[0] = blk.n
+        return -1
+    if blk.keys[blk.n - 1] == key:
+        pos[0] = blk.n - 1
+        return blk.levels[blk.n - 1]
+    lo = 0
+    hi = blk.n - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if blk.keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    pos[0] = lo
+    return blk.levels[lo] if blk.keys[lo] == key else -1
+
+
+cdef int side_reserve_one(State* st, BookSide* s) noexcept nogil:
+    # room for one more level: a free block (an insert may split one) and a directory slot
+    cdef int32_t new_cap
+    cdef int64_t* k
+    cdef int32_t* l
+    if st.blk_free == -1 and grow_blocks(st) != 0:
+        return -1
+    if s.nb < s.bcap:
+        return 0
+    new_cap = s.bcap * 2 if s.bcap > 0 else 4
+    k = <int64_t*>realloc(s.bmax, <size_t>new_cap * sizeof(int64_t))
+    if k == NULL:
+        return -1
+    s.bmax = k
+    l = <int32_t*>realloc(s.blocks, <size_t>new_cap * sizeof(int32_t))
+    if l == NULL:
+        return -1
+    s.blocks = l
+    s.bcap = new_cap
+    return 0
+
+
+cdef void side_insert(State* st, BookSide* s, int32_t j, int32_t p, int64_t key,
+                      int32_t li) noexcept nogil:
+    # put (key, li) at block j, position p (from side_find); reserved by side_reserve_one
+    cdef Block* blk
+    cdef Block* upper
+    cdef int32_t bi, half = BLOCK_LEVELS // 2
+    if j < 0:
+        bi = alloc_block(st)
+        s.blocks[0] = bi
+        s.bmax[0] = key
+        s.nb = 1
+        blk = &st.blk[bi]
+        blk.keys[0] = key
+        blk.levels[0] = li
+        blk.n = 1
+        s.n += 1
+        return
+    blk = &st.blk[s.blocks[j]]
+    if blk.n == BLOCK_LEVELS:
+        # split: the upper half moves to a new block right after this one
+        bi = alloc_block(st)
+        blk = &st.blk[s.blocks[j]]
+        upper = &st.blk[bi]
+        memcpy(upper.keys, &blk.keys[half], half * sizeof(int64_t))
+        memcpy(upper.levels, &blk.levels[half], half * sizeof(int32_t))
+        upper.n = half
+        blk.n = half
+        memmove(&s.bmax[j + 2], &s.bmax[j + 1], <size_t>(s.nb - j - 1) * sizeof(int64_t))
+        memmove(&s.blocks[j + 2], &s.blocks[j + 1], <size_t>(s.nb - j - 1) * sizeof(int32_t))
+        s.blocks[j + 1] = bi
+        s.bmax[j + 1] = s.bmax[j]
+        s.bmax[j] = blk.keys[half - 1]
+        s.nb += 1
+        if p > half:
+            j += 1
+            p -= half
+            blk = upper
+    if p < blk.n:
+        memmove(&blk.keys[p + 1], &blk.keys[p], <size_t>(blk.n - p) * sizeof(int64_t))
+        memmove(&blk.levels[p + 1], &blk.levels[p], <size_t>(blk.n - p) * sizeof(int32_t))
+    blk.keys[p] = key
+    blk.levels[p] = li
+    blk.n += 1
+    if p == blk.n - 1:
+        s.bmax[j] = key
+    s.n += 1
+
+
+cdef void side_erase(State* st, BookSide* s, int32_t j, int32_t p) noexcept nogil:
+    # drop the entry at block j, position p; an emptied block leaves the directory
+    cdef Block* blk = &st.blk[s.blocks[j]]
+    blk.n -= 1
     s.n -= 1
+    if blk.n == 0:
+        free_block(st, s.blocks[j])
+        memmove(&s.bmax[j], &s.bmax[j + 1], <size_t>(s.nb - j - 1) * sizeof(int64_t))
+        memmove(&s.blocks[j], &s.blocks[j + 1], <size_t>(s.nb - j - 1) * sizeof(int32_t))
+        s.nb -= 1
+        return
+    if p < blk.n:
+        memmove(&blk.keys[p], &blk.keys[p + 1], <size_t>(blk.n - p) * sizeof(int64_t))
+        memmove(&blk.levels[p], &blk.levels[p + 1], <size_t>(blk.n - p) * sizeof(int32_t))
+    else:
+        s.bmax[j] = blk.keys[blk.n - 1]
+
+
+cdef void side_remove_level(State* st, BookSide* s, int64_t key) noexcept nogil:
+    cdef int32_t j, p
+    cdef int32_t li = side_find(st, s, key, &j, &p)
+    free_level(st, li)
+    side_erase(st, s, j, p)
+
+
+cdef inline void side_pop_best(State* st, BookSide* s) noexcept nogil:
+    cdef int32_t j = s.nb - 1
+    side_erase(st, s, j, st.blk[s.blocks[j]].n - 1)
 
 
 cdef inline bint crosses(uint8_t side, int64_t limit, int64_t level_price) noexcept nogil:
@@ -368,21 +505,14 @@ cdef int rest_order(State* st, int32_t b, int32_t oi) noexcept nogil:
     cdef Order* o = &st.orders[oi]
     cdef BookSide* s = own_side(&st.books[b], o.side)
     cdef int64_t key = side_key(o.side, o.price)
-    cdef int32_t idx = side_lower_bound(s, key)
-    cdef int32_t li
+    cdef int32_t j, p
+    cdef int32_t li = side_find(st, s, key, &j, &p)
     cdef Level* lvl
-    if idx < s.n and s.keys[idx] == key:
-        li = s.levels[idx]
-    else:
+    if li < 0:
         li = alloc_level(st, o.price)
         if li < 0:
             return -1
-        if idx < s.n:
-            memmove(&s.keys[idx + 1], &s.keys[idx], <size_t>(s.n - idx) * sizeof(int64_t))
-            memmove(&s.levels[idx + 1], &s.levels[idx], <size_t>(s.n - idx) * sizeof(int32_t))
-        s.keys[idx] = key
-        s.levels[idx] = li
-        s.n += 1
+        side_insert(st, s, j, p, key, li)
     o = &st.orders[oi]
     lvl = &st.levels[li]
     o.book = b
@@ -432,17 +562,22 @@ cdef inline void drop_order(State* st, int32_t oi) noexcept nogil:
 cdef bint fok_fillable(State* st, int32_t b, uint8_t side, bint market, int64_t limit,
                        int64_t qty) noexcept nogil:
     cdef BookSide* s = opp_side(&st.books[b], side)
-    cdef int32_t i = s.n - 1
+    cdef int32_t j = s.nb - 1, p
+    cdef Block* blk
     cdef Level* lvl
     cdef int64_t avail = 0
-    while i >= 0:
-        lvl = &st.levels[s.levels[i]]
-        if not market and not crosses(side, limit, lvl.price):
-            break
-        avail += lvl.total
-        if avail >= qty:
-            return True
-        i -= 1
+    while j >= 0:
+        blk = &st.blk[s.blocks[j]]
+        p = blk.n - 1
+        while p >= 0:
+            lvl = &st.levels[blk.levels[p]]
+            if not market and not crosses(side, limit, lvl.price):
+                return False
+            avail += lvl.total
+            if avail >= qty:
+                return True
+            p -= 1
+        j -= 1
     return False
 
 
@@ -457,8 +592,8 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
     cdef Order* o
     cdef int64_t fill, maker_open
     cdef Event* e
-    while leaves > 0 and s.n > 0:
-        li = s.levels[s.n - 1]
+    while leaves > 0 and s.nb > 0:
+        li = side_best(st, s)
         lvl = &st.levels[li]
         if not market and not crosses(side, limit, lvl.price):
             break
@@ -495,7 +630,7 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
             oi = nxt
         if lvl.count == 0:
             free_level(st, li)
-            s.n -= 1
+            side_pop_best(st, s)
     return leaves
 
 
@@ -512,7 +647,7 @@ cdef inline int reserve_for_rest(State* st, int32_t b, uint8_t side) noexcept no
         return -1
     if st.levels_free == -1 and grow_levels(st) != 0:
         return -1
-    if side_reserve_one(own_side(&st.books[b], side)) != 0:
+    if side_reserve_one(st, own_side(&st.books[b], side)) != 0:
         return -1
     return 0
 
@@ -563,8 +698,8 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
         reject(st, c, R_DUPLICATE_ORDER_ID)
         return 0
     opp = opp_side(bk, c.side)
-    if (c.flags & FLAG_POST_ONLY) and opp.n > 0 and crosses(
-            c.side, c.price, st.levels[opp.levels[opp.n - 1]].price):
+    if (c.flags & FLAG_POST_ONLY) and opp.nb > 0 and crosses(
+            c.side, c.price, st.levels[side_best(st, opp)].price):
         reject(st, c, R_POST_ONLY_WOULD_TAKE)
         return 0
     if c.tif == TIF_GTC and not market and reserve_for_rest(st, b, c.side) != 0:
@@ -659,8 +794,8 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
         reject(st, c, R_REPLACE_QTY_NOT_ABOVE_FILLED)
         return 0
     opp = opp_side(bk, o.side)
-    if (o.flags & FLAG_POST_ONLY) and opp.n > 0 and crosses(
-            o.side, c.price, st.levels[opp.levels[opp.n - 1]].price):
+    if (o.flags & FLAG_POST_ONLY) and opp.nb > 0 and crosses(
+            o.side, c.price, st.levels[side_best(st, opp)].price):
         reject(st, c, R_POST_ONLY_WOULD_TAKE)
         return 0
 
@@ -674,7 +809,7 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     # it may need a new level; reserve before touching anything
     if st.levels_free == -1 and grow_levels(st) != 0:
         return -1
-    if side_reserve_one(own_side(bk, o.side)) != 0:
+    if side_reserve_one(st, own_side(bk, o.side)) != 0:
         return -1
     o = &st.orders[oi]
     unlink_order(st, oi)
@@ -733,6 +868,7 @@ cdef class Core:
         memset(&self.st, 0, sizeof(State))
         self.st.orders_free = -1
         self.st.levels_free = -1
+        self.st.blk_free = -1
         if history < 0:
             raise ValueError("history must be >= 0")
         if initial_orders < 1:
@@ -755,13 +891,14 @@ cdef class Core:
     def __dealloc__(self):
         cdef int32_t i
         for i in range(self.st.n_books):
-            free(self.st.books[i].bids.keys)
-            free(self.st.books[i].bids.levels)
-            free(self.st.books[i].asks.keys)
-            free(self.st.books[i].asks.levels)
+            free(self.st.books[i].bids.bmax)
+            free(self.st.books[i].bids.blocks)
+            free(self.st.books[i].asks.bmax)
+            free(self.st.books[i].asks.blocks)
         free(self.st.books)
         free(self.st.orders)
         free(self.st.levels)
+        free(self.st.blk)
         free(self.st.ev)
         free(self.st.hist)
         map_free(&self.st.order_map)
@@ -917,11 +1054,25 @@ cdef class Core:
         return &self.st.books[b]
 
     cdef object _best(self, BookSide* s):
-        cdef Level* lvl
-        if s.n == 0:
+        cdef int32_t li = side_best(&self.st, s)
+        if li < 0:
             return None
-        lvl = &self.st.levels[s.levels[s.n - 1]]
-        return (lvl.price, lvl.total)
+        return (self.st.levels[li].price, self.st.levels[li].total)
+
+    cdef list _level_ids(self, const BookSide* s, Py_ssize_t limit=-1):
+        # level indices of one side, best first (all of them when limit < 0)
+        cdef list out = []
+        cdef int32_t j = s.nb - 1, p
+        cdef Block* blk
+        while j >= 0 and limit != 0:
+            blk = &self.st.blk[s.blocks[j]]
+            p = blk.n - 1
+            while p >= 0 and limit != 0:
+                out.append(blk.levels[p])
+                limit -= 1
+                p -= 1
+            j -= 1
+        return out
 
     def best_bid(self, instrument):
         """(price, open qty) of the best bid, or None. O(1)."""
@@ -933,12 +1084,10 @@ cdef class Core:
 
     cdef list _levels(self, BookSide* s, Py_ssize_t n):
         cdef list out = []
-        cdef int32_t i = s.n - 1
-        cdef Level* lvl
-        while i >= 0 and len(out) < n:
-            lvl = &self.st.levels[s.levels[i]]
-            out.append((lvl.price, lvl.total, lvl.count))
-            i -= 1
+        cdef int32_t li
+        for li in self._level_ids(s, n):
+            out.append((self.st.levels[li].price, self.st.levels[li].total,
+                        self.st.levels[li].count))
         return out
 
     def depth(self, instrument, n=10):
@@ -953,7 +1102,7 @@ cdef class Core:
         cdef Book* bk = self._book(instrument)
         cdef BookSide* s
         cdef int64_t key
-        cdef int32_t idx, oi
+        cdef int32_t j, p, li, oi
         cdef list out = []
         if side == SIDE_BUY:
             s = &bk.bids
@@ -962,9 +1111,9 @@ cdef class Core:
         else:
             raise ValueError(f"side must be 1 (buy) or 2 (sell), got {side!r}")
         key = side_key(side, price)
-        idx = side_lower_bound(s, key)
-        if idx < s.n and s.keys[idx] == key:
-            oi = self.st.levels[s.levels[idx]].head
+        li = side_find(&self.st, s, key, &j, &p)
+        if li >= 0:
+            oi = self.st.levels[li].head
             while oi != -1:
                 out.append((self.st.orders[oi].order_id,
                             self.st.orders[oi].qty - self.st.orders[oi].filled))
@@ -1007,24 +1156,21 @@ cdef class Core:
         cdef BookSide* s
         cdef Level* lvl
         cdef Order* o
-        cdef int32_t i, oi
+        cdef int32_t li, oi
         cdef uint8_t side
         ids = [self.st.books[j].instrument for j in range(self.st.n_books)]
         for b in sorted(range(self.st.n_books), key=ids.__getitem__):
             bk = &self.st.books[<int32_t>b]
             vals += [bk.instrument, bk.bids.n, bk.asks.n]
             for side in range(SIDE_BUY, SIDE_SELL + 1):
-                s = own_side(bk, side)
-                i = s.n - 1
-                while i >= 0:
-                    lvl = &self.st.levels[s.levels[i]]
+                for li in self._level_ids(own_side(bk, side)):
+                    lvl = &self.st.levels[li]
                     vals += [lvl.price, lvl.count]
                     oi = lvl.head
                     while oi != -1:
                         o = &self.st.orders[oi]
                         vals += [o.order_id, o.account, o.qty, o.filled, o.flags]
                         oi = o.next
-                    i -= 1
         return hashlib.blake2b(np.array(vals, dtype="<i8").tobytes(), digest_size=32).hexdigest()
 
     def check_integrity(self):
@@ -1033,19 +1179,27 @@ cdef class Core:
         cdef BookSide* s
         cdef Level* lvl
         cdef Order* o
-        cdef int32_t b, i, oi, prev, count
+        cdef int32_t b, i, j, li, oi, prev, count
         cdef int64_t total
+        cdef Block* blk
+        cdef list keys
         cdef uint8_t side
         cdef Py_ssize_t live = 0, free_orders = 0
         for b in range(self.st.n_books):
             bk = &self.st.books[b]
             for side in range(SIDE_BUY, SIDE_SELL + 1):
                 s = own_side(bk, side)
-                for i in range(s.n):
-                    if i > 0 and not s.keys[i - 1] < s.keys[i]:
-                        raise AssertionError(f"book {bk.instrument}: levels out of order")
-                    lvl = &self.st.levels[s.levels[i]]
-                    if side_key(side, lvl.price) != s.keys[i]:
+                keys = []
+                for j in range(s.nb):
+                    blk = &self.st.blk[s.blocks[j]]
+                    if not 0 < blk.n <= BLOCK_LEVELS or s.bmax[j] != blk.keys[blk.n - 1]:
+                        raise AssertionError(f"book {bk.instrument}: bad block directory")
+                    keys += [blk.keys[i] for i in range(blk.n)]
+                if len(keys) != s.n or any(a >= b for a, b in zip(keys, keys[1:])):
+                    raise AssertionError(f"book {bk.instrument}: levels out of order")
+                for li, key in zip(reversed(self._level_ids(s)), keys):
+                    lvl = &self.st.levels[li]
+                    if side_key(side, lvl.price) != key:
                         raise AssertionError(f"book {bk.instrument}: level key != price")
                     if lvl.count == 0 or lvl.head == -1:
                         raise AssertionError(f"book {bk.instrument}: empty level {lvl.price}")
@@ -1055,7 +1209,7 @@ cdef class Core:
                     total = 0
                     while oi != -1:
                         o = &self.st.orders[oi]
-                        if o.prev != prev or o.level != s.levels[i] or o.book != b:
+                        if o.prev != prev or o.level != li or o.book != b:
                             raise AssertionError(f"order {o.order_id}: broken links")
                         if o.side != side or o.price != lvl.price:
                             raise AssertionError(f"order {o.order_id}: wrong level")
@@ -1072,8 +1226,8 @@ cdef class Core:
                             f"book {bk.instrument} level {lvl.price}: count/total/tail mismatch")
                     live += count
             if bk.bids.n and bk.asks.n and \
-                    self.st.levels[bk.bids.levels[bk.bids.n - 1]].price >= \
-                    self.st.levels[bk.asks.levels[bk.asks.n - 1]].price:
+                    self.st.levels[side_best(&self.st, &bk.bids)].price >= \
+                    self.st.levels[side_best(&self.st, &bk.asks)].price:
                 raise AssertionError(f"book {bk.instrument} is crossed")
         if live != self.st.n_live or live != <Py_ssize_t>self.st.order_map.size:
             raise AssertionError(
@@ -1095,8 +1249,9 @@ cdef class Core:
         n += (self.st.book_map.mask + 1) * (sizeof(int64_t) + sizeof(int32_t))
         n += self.st.ev_cap * sizeof(Event) + self.st.hist_cap * sizeof(Finished)
         for b in range(self.st.n_books):
-            n += (self.st.books[b].bids.cap + self.st.books[b].asks.cap) * (
+            n += (self.st.books[b].bids.bcap + self.st.books[b].asks.bcap) * (
                 sizeof(int64_t) + sizeof(int32_t))
+        n += <size_t>self.st.blk_cap * sizeof(Block)
         return n
 
 
