@@ -3,7 +3,7 @@
 # that change it. Everything here runs without the GIL and without Python objects.
 from libc.stdint cimport int64_t, int32_t, uint32_t, uint16_t, uint8_t
 
-# -- CODES (mirror engine/schema.py; a test checks they agree) --
+# -- CODES (mirror engine/schema.py; tests/core/test_codes.py holds them to it) --
 cdef enum:
     CMD_NEW = 1
     CMD_CANCEL = 2
@@ -32,6 +32,7 @@ cdef enum:
     CAUSE_IOC_REMAINDER = 2
     CAUSE_MARKET_REMAINDER = 3
     CAUSE_FOK_UNFILLABLE = 4
+    CAUSE_LEVEL_QUANTITY_LIMIT = 5
 
     ST_NEW = 1
     ST_PARTIALLY_FILLED = 2

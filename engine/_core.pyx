@@ -24,6 +24,9 @@ INT64_MAX = _INT64_MAX
 cdef enum:
     MIN_ORDERS = 64
     MIN_EVENTS = 1024
+    MAX_POOL = 1 << 30        # pools double up to this many records (int32 indices)
+
+cdef int64_t I64_MAX = 0x7FFFFFFFFFFFFFFF
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +139,11 @@ cdef void map_del(IdMap* m, int64_t key) noexcept nogil:
 cdef int grow_orders(State* st) noexcept nogil:
     cdef int32_t old = st.orders_cap
     cdef int32_t new_cap = old * 2 if old > 0 else MIN_ORDERS
-    cdef Order* p = <Order*>realloc(st.orders, <size_t>new_cap * sizeof(Order))
+    cdef Order* p
     cdef int32_t i
+    if old >= MAX_POOL:
+        return -1
+    p = <Order*>realloc(st.orders, <size_t>new_cap * sizeof(Order))
     if p == NULL:
         return -1
     st.orders = p
@@ -167,8 +173,11 @@ cdef inline void free_order(State* st, int32_t oi) noexcept nogil:
 cdef int grow_levels(State* st) noexcept nogil:
     cdef int32_t old = st.levels_cap
     cdef int32_t new_cap = old * 2 if old > 0 else MIN_ORDERS
-    cdef Level* p = <Level*>realloc(st.levels, <size_t>new_cap * sizeof(Level))
+    cdef Level* p
     cdef int32_t i
+    if old >= MAX_POOL:
+        return -1
+    p = <Level*>realloc(st.levels, <size_t>new_cap * sizeof(Level))
     if p == NULL:
         return -1
     st.levels = p
@@ -219,8 +228,11 @@ cdef inline BookSide* opp_side(Book* bk, uint8_t side) noexcept nogil:
 cdef int grow_blocks(State* st) noexcept nogil:
     cdef int32_t old = st.blk_cap
     cdef int32_t new_cap = old * 2 if old > 0 else 8
-    cdef Block* p = <Block*>realloc(st.blk, <size_t>new_cap * sizeof(Block))
+    cdef Block* p
     cdef int32_t i
+    if old >= MAX_POOL:
+        return -1
+    p = <Block*>realloc(st.blk, <size_t>new_cap * sizeof(Block))
     if p == NULL:
         return -1
     st.blk = p
@@ -499,6 +511,14 @@ cdef void record_command(State* st, const Command* c, uint8_t status) noexcept n
 # Book maintenance
 # ---------------------------------------------------------------------------------------------
 
+cdef bint level_would_overflow(State* st, int32_t b, uint8_t side, int64_t price,
+                               int64_t open_qty) noexcept nogil:
+    # would resting `open_qty` at `price` take the level's open total past what int64 holds?
+    cdef int32_t j, p
+    cdef int32_t li = side_find(st, own_side(&st.books[b], side), side_key(side, price), &j, &p)
+    return li >= 0 and st.levels[li].total > I64_MAX - open_qty
+
+
 cdef int rest_order(State* st, int32_t b, int32_t oi) noexcept nogil:
     # append the order at the back of its price level, creating the level if needed;
     # the caller has reserved room in the side arrays and the level pool
@@ -573,9 +593,9 @@ cdef bint fok_fillable(State* st, int32_t b, uint8_t side, bint market, int64_t 
             lvl = &st.levels[blk.levels[p]]
             if not market and not crosses(side, limit, lvl.price):
                 return False
-            avail += lvl.total
-            if avail >= qty:
+            if lvl.total >= qty - avail:      # (avail + total >= qty, without overflow)
                 return True
+            avail += lvl.total
             p -= 1
         j -= 1
     return False
@@ -734,6 +754,9 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     elif c.tif != TIF_GTC:
         order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_IOC_REMAINDER)
         record(st, &tmp, ST_CANCELLED)
+    elif level_would_overflow(st, b, c.side, price, leaves):
+        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_LEVEL_QUANTITY_LIMIT)
+        record(st, &tmp, ST_CANCELLED)
     else:
         oi = alloc_order(st)          # reserved above: cannot fail
         o = &st.orders[oi]
@@ -820,6 +843,10 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     o.filled = c.qty - leaves
     if leaves == 0:
         record(st, o, ST_FILLED)
+        drop_order(st, oi)
+    elif level_would_overflow(st, b, o.side, o.price, leaves):
+        order_event(st, c, EV_CANCELLED, o, leaves, 0, CAUSE_LEVEL_QUANTITY_LIMIT)
+        record(st, o, ST_CANCELLED)
         drop_order(st, oi)
     else:
         rest_order(st, b, oi)
@@ -1258,3 +1285,39 @@ cdef class Core:
 # The C records must match the numpy layouts byte for byte.
 assert sizeof(Command) == COMMAND_DTYPE.itemsize, "Command layout != COMMAND_DTYPE"
 assert sizeof(Event) == EVENT_DTYPE.itemsize, "Event layout != EVENT_DTYPE"
+
+
+def _c_codes():
+    """The C enum values compiled into the core, so a test can hold them to engine/schema.py."""
+    return {
+        "CommandType": {"NEW": CMD_NEW, "CANCEL": CMD_CANCEL, "REPLACE": CMD_REPLACE},
+        "Side": {"BUY": SIDE_BUY, "SELL": SIDE_SELL},
+        "OrdType": {"LIMIT": ORD_LIMIT, "MARKET": ORD_MARKET},
+        "TimeInForce": {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK},
+        "Flags": {"POST_ONLY": FLAG_POST_ONLY},
+        "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
+                      "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED},
+        "CancelCause": {"USER": CAUSE_USER, "IOC_REMAINDER": CAUSE_IOC_REMAINDER,
+                        "MARKET_REMAINDER": CAUSE_MARKET_REMAINDER,
+                        "FOK_UNFILLABLE": CAUSE_FOK_UNFILLABLE,
+                        "LEVEL_QUANTITY_LIMIT": CAUSE_LEVEL_QUANTITY_LIMIT},
+        "OrderStatus": {"NEW": ST_NEW, "PARTIALLY_FILLED": ST_PARTIALLY_FILLED,
+                        "FILLED": ST_FILLED, "CANCELLED": ST_CANCELLED, "REJECTED": ST_REJECTED},
+        "Reason": {
+            "BOOK_UNKNOWN_COMMAND": R_UNKNOWN_COMMAND,
+            "BOOK_INVALID_ORDER_ID": R_INVALID_ORDER_ID,
+            "BOOK_UNKNOWN_INSTRUMENT": R_UNKNOWN_INSTRUMENT,
+            "BOOK_INVALID_SIDE": R_INVALID_SIDE,
+            "BOOK_INVALID_ORDER_TYPE": R_INVALID_ORDER_TYPE,
+            "BOOK_INVALID_TIME_IN_FORCE": R_INVALID_TIME_IN_FORCE,
+            "BOOK_INVALID_INSTRUCTIONS": R_INVALID_INSTRUCTIONS,
+            "BOOK_INVALID_QUANTITY": R_INVALID_QUANTITY,
+            "BOOK_QUANTITY_BELOW_MIN": R_QUANTITY_BELOW_MIN,
+            "BOOK_QUANTITY_ABOVE_MAX": R_QUANTITY_ABOVE_MAX,
+            "BOOK_INVALID_PRICE": R_INVALID_PRICE,
+            "BOOK_DUPLICATE_ORDER_ID": R_DUPLICATE_ORDER_ID,
+            "BOOK_POST_ONLY_WOULD_TAKE": R_POST_ONLY_WOULD_TAKE,
+            "BOOK_UNKNOWN_ORDER": R_UNKNOWN_ORDER,
+            "BOOK_REPLACE_QTY_NOT_ABOVE_FILLED": R_REPLACE_QTY_NOT_ABOVE_FILLED,
+        },
+    }

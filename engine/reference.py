@@ -309,7 +309,7 @@ class ReferenceCore:
                        reason=CancelCause.IOC_REMAINDER)
             self._finish(order, OrderStatus.CANCELLED)
         else:  # GTC LIMIT (a FOK that passed its check has filled completely)
-            self._rest(book, order)
+            self._rest_or_cancel(c, book, order)
 
     def _available(self, book: Book, taker: Order) -> int:
         """Open quantity on the opposite side at prices ``taker`` accepts."""
@@ -395,9 +395,19 @@ class ReferenceCore:
         if order.open == 0:
             self._finish(order, OrderStatus.FILLED)
         else:
-            self._rest(book, order)
+            self._rest_or_cancel(c, book, order)
 
     # -- book and history bookkeeping ----------------------------------------------------------
+
+    def _rest_or_cancel(self, c: Command, book: Book, order: Order) -> None:
+        """Rest ``order``, unless its level's open total would pass what an int64 holds."""
+        level = book.levels(order.side).get(order.price)
+        if level is not None and level.total + order.open > INT64_MAX:
+            self._emit(c, EventType.CANCELLED, order, qty=order.open, leaves=0,
+                       reason=CancelCause.LEVEL_QUANTITY_LIMIT)
+            self._finish(order, OrderStatus.CANCELLED)
+            return
+        self._rest(book, order)
 
     def _rest(self, book: Book, order: Order) -> None:
         """Put ``order`` at the back of its price level and into the live index."""

@@ -59,6 +59,7 @@ class CancelCause(IntEnum):
     IOC_REMAINDER = 2
     MARKET_REMAINDER = 3
     FOK_UNFILLABLE = 4
+    LEVEL_QUANTITY_LIMIT = 5  # resting it would take its level's open total past 2**63 - 1
 
 
 class Reason(IntEnum):

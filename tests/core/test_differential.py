@@ -18,7 +18,6 @@ from engine.schema import EVENT_DTYPE, CommandType
 from tests.conftest import commands, load_core_class, per_call_expressible, records, send
 
 CORE = load_core_class()
-needs_core = pytest.mark.skipif(CORE is None, reason="core not built")
 
 # Instruments: (id, min_qty, max_qty). Instrument 9 is never registered.
 INSTRUMENTS = [(1, 1, 10), (2, 1, 2 ** 63 - 1), (3, 2, 8)]
@@ -267,7 +266,6 @@ def test_reference_per_call_and_process_agree_on_random_streams(rows, chunk_size
     run(rows, chunk_sizes, runners_for(("reference", ReferenceCore), mixed=False))
 
 
-@needs_core
 @FUZZ
 @given(rows=streams, chunk_sizes=chunkings)
 def test_core_matches_the_reference_on_random_streams(rows, chunk_sizes):
@@ -332,7 +330,6 @@ def test_reference_per_call_process_and_mixed_agree_on_a_long_seeded_stream():
     assert produced > len(rows)  # trades happened
 
 
-@needs_core
 @pytest.mark.parametrize("seed", [1, 20240601])
 def test_core_matches_the_reference_on_a_long_seeded_stream(seed):
     rows = seeded_stream(seed=seed, n=4000, n_ids=150)
