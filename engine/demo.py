@@ -20,7 +20,7 @@ _START = {"equity": "190", "etf": "560", "future": "5800", "option": "12.5",
 
 
 def run_demo(config_path: str | None = None, n_orders: int = 3000, seed: int = 1,
-             out=sys.stdout) -> int:
+             out=None) -> int:
     try:
         instruments = InstrumentSet.load(config_path) if config_path else InstrumentSet.default()
     except ConfigError as e:
@@ -75,7 +75,7 @@ def run_demo(config_path: str | None = None, n_orders: int = 3000, seed: int = 1
             elif e.type == "REJECTED":
                 counts["rejects"] += 1
 
-    w = out.write
+    w = (out or sys.stdout).write
     w(f"engine demo: {n_orders:,} orders over {len(instruments)} instruments (seed {seed})\n")
     w(f"  {counts['orders']:,} new, {counts['cancels']:,} cancels, {counts['replaces']:,} "
       f"replaces -> {counts['trades']:,} trades, {counts['rejects']:,} rejects, "
