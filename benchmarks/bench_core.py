@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine._core import Core
-from engine.bench import WorkloadSpec, _fresh, as_rows, make_workload
+from engine.bench import WorkloadSpec, _fresh, as_rows, make_workload, run_calls
 from engine.reference import ReferenceCore
 from engine.schema import COMMAND_DTYPE, CommandType, OrdType, Side, TimeInForce
 
@@ -33,18 +33,6 @@ def _run_batch(core_cls, cmds):
     return core
 
 
-def _run_calls(core, rows):
-    submit, cancel, replace = core.submit, core.cancel, core.replace
-    for cmd, oid, inst, side, price, qty, acct, ot, tif, flags, seq, ts in rows:
-        if cmd == 1:
-            submit(oid, inst, side, price, qty, acct, ot, tif, flags, seq, ts)
-        elif cmd == 2:
-            cancel(oid, acct, seq, ts)
-        else:
-            replace(oid, price, qty, acct, seq, ts)
-    core.drain_events()
-
-
 def test_batch_api(benchmark, cmds):
     benchmark.extra_info["commands"] = N
     benchmark.pedantic(_run_batch, args=(Core, cmds), rounds=7, warmup_rounds=1)
@@ -52,7 +40,7 @@ def test_batch_api(benchmark, cmds):
 
 def test_per_call_api(benchmark, rows):
     benchmark.extra_info["commands"] = N
-    benchmark.pedantic(lambda: _run_calls(_fresh(Core, SPEC.n_instruments), rows),
+    benchmark.pedantic(lambda: run_calls(_fresh(Core, SPEC.n_instruments), rows),
                        rounds=5, warmup_rounds=1)
 
 

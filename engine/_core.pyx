@@ -28,6 +28,14 @@ cdef enum:
 
 cdef int64_t I64_MAX = 0x7FFFFFFFFFFFFFFF
 
+# byte offsets of the free-list link in each pooled record
+cdef Order _order
+cdef Level _level
+cdef Block _block
+cdef size_t ORDER_LINK = <size_t>(<char*>&_order.next - <char*>&_order)
+cdef size_t LEVEL_LINK = <size_t>(<char*>&_level.next_free - <char*>&_level)
+cdef size_t BLOCK_LINK = <size_t>(<char*>&_block.next_free - <char*>&_block)
+
 
 # ---------------------------------------------------------------------------------------------
 # Id map: int64 key -> int32 value
@@ -136,23 +144,30 @@ cdef void map_del(IdMap* m, int64_t key) noexcept nogil:
 # Pools: orders and levels, preallocated, growing by doubling, recycled through free lists
 # ---------------------------------------------------------------------------------------------
 
-cdef int grow_orders(State* st) noexcept nogil:
-    cdef int32_t old = st.orders_cap
-    cdef int32_t new_cap = old * 2 if old > 0 else MIN_ORDERS
-    cdef Order* p
+cdef int grow_pool(void** data, int32_t* cap, int32_t* free_head, size_t elem,
+                   size_t link, int32_t first_cap) noexcept nogil:
+    # Double a pool of `elem`-byte records and thread the new ones onto its free list through
+    # the int32 field at byte offset `link`. Indices stay valid; pointers into it do not.
+    cdef int32_t old = cap[0]
+    cdef int32_t new_cap = old * 2 if old > 0 else first_cap
+    cdef char* p
     cdef int32_t i
     if old >= MAX_POOL:
         return -1
-    p = <Order*>realloc(st.orders, <size_t>new_cap * sizeof(Order))
+    p = <char*>realloc(data[0], <size_t>new_cap * elem)
     if p == NULL:
         return -1
-    st.orders = p
-    for i in range(old, new_cap - 1):
-        p[i].next = i + 1
-    p[new_cap - 1].next = st.orders_free
-    st.orders_free = old
-    st.orders_cap = new_cap
+    data[0] = p
+    for i in range(old, new_cap):
+        (<int32_t*>(p + <size_t>i * elem + link))[0] = i + 1 if i < new_cap - 1 else free_head[0]
+    free_head[0] = old
+    cap[0] = new_cap
     return 0
+
+
+cdef inline int grow_orders(State* st) noexcept nogil:
+    return grow_pool(<void**>&st.orders, &st.orders_cap, &st.orders_free, sizeof(Order),
+                     ORDER_LINK, MIN_ORDERS)
 
 
 cdef inline int32_t alloc_order(State* st) noexcept nogil:
@@ -170,23 +185,9 @@ cdef inline void free_order(State* st, int32_t oi) noexcept nogil:
     st.orders_free = oi
 
 
-cdef int grow_levels(State* st) noexcept nogil:
-    cdef int32_t old = st.levels_cap
-    cdef int32_t new_cap = old * 2 if old > 0 else MIN_ORDERS
-    cdef Level* p
-    cdef int32_t i
-    if old >= MAX_POOL:
-        return -1
-    p = <Level*>realloc(st.levels, <size_t>new_cap * sizeof(Level))
-    if p == NULL:
-        return -1
-    st.levels = p
-    for i in range(old, new_cap - 1):
-        p[i].next_free = i + 1
-    p[new_cap - 1].next_free = st.levels_free
-    st.levels_free = old
-    st.levels_cap = new_cap
-    return 0
+cdef inline int grow_levels(State* st) noexcept nogil:
+    return grow_pool(<void**>&st.levels, &st.levels_cap, &st.levels_free, sizeof(Level),
+                     LEVEL_LINK, MIN_ORDERS)
 
 
 cdef inline int32_t alloc_level(State* st, int64_t price) noexcept nogil:
@@ -225,23 +226,8 @@ cdef inline BookSide* opp_side(Book* bk, uint8_t side) noexcept nogil:
     return &bk.asks if side == SIDE_BUY else &bk.bids
 
 
-cdef int grow_blocks(State* st) noexcept nogil:
-    cdef int32_t old = st.blk_cap
-    cdef int32_t new_cap = old * 2 if old > 0 else 8
-    cdef Block* p
-    cdef int32_t i
-    if old >= MAX_POOL:
-        return -1
-    p = <Block*>realloc(st.blk, <size_t>new_cap * sizeof(Block))
-    if p == NULL:
-        return -1
-    st.blk = p
-    for i in range(old, new_cap - 1):
-        p[i].next_free = i + 1
-    p[new_cap - 1].next_free = st.blk_free
-    st.blk_free = old
-    st.blk_cap = new_cap
-    return 0
+cdef inline int grow_blocks(State* st) noexcept nogil:
+    return grow_pool(<void**>&st.blk, &st.blk_cap, &st.blk_free, sizeof(Block), BLOCK_LINK, 8)
 
 
 cdef inline int32_t alloc_block(State* st) noexcept nogil:

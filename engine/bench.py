@@ -18,7 +18,7 @@ import numpy as np
 
 from .schema import COMMAND_DTYPE, CommandType, EventType, OrdType, Side, TimeInForce
 
-__all__ = ["WorkloadSpec", "make_workload", "run_core_bench", "main"]
+__all__ = ["WorkloadSpec", "make_workload", "as_rows", "run_calls", "run_core_bench", "main"]
 
 
 @dataclass(frozen=True)
@@ -175,12 +175,10 @@ def as_rows(cmds: np.ndarray) -> list[tuple]:
         "flags", "seq", "ts_ns"))))
 
 
-def time_calls(core_cls, rows: list[tuple], n_instruments: int) -> float:
-    """Seconds for a plain Python loop over the per-call API, draining events every 4096."""
-    core = _fresh(core_cls, n_instruments)
+def run_calls(core, rows: list[tuple]) -> None:
+    """A plain Python loop over the per-call API, as a user would write it, draining the
+    events every 4,096 commands."""
     submit, cancel, replace, drain = core.submit, core.cancel, core.replace, core.drain_events
-    gc.collect()
-    t0 = time.perf_counter()
     i = 0
     for cmd, oid, inst, side, price, qty, acct, ot, tif, flags, seq, ts in rows:
         if cmd == 1:
@@ -193,6 +191,14 @@ def time_calls(core_cls, rows: list[tuple], n_instruments: int) -> float:
         if i & 4095 == 0:
             drain()
     drain()
+
+
+def time_calls(core_cls, rows: list[tuple], n_instruments: int) -> float:
+    """Seconds for `run_calls` over every command."""
+    core = _fresh(core_cls, n_instruments)
+    gc.collect()
+    t0 = time.perf_counter()
+    run_calls(core, rows)
     return time.perf_counter() - t0
 
 
