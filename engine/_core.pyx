@@ -876,6 +876,13 @@ cdef class Core:
 
     cdef State st
     cdef readonly int history
+    cdef int busy        # set while process() runs without the GIL
+
+    cdef inline int _enter(self) except -1:
+        # process() releases the GIL: another thread must not touch the state meanwhile
+        if self.busy:
+            raise RuntimeError("this Core is running process() in another thread")
+        return 0
 
     def __cinit__(self, int history=65536, int initial_orders=1024):
         memset(&self.st, 0, sizeof(State))
@@ -919,6 +926,7 @@ cdef class Core:
 
     def add_instrument(self, instrument_id, min_qty=1, max_qty=INT64_MAX):
         """Register an instrument (an id in 0..2**32-1) with its quantity bounds in lots."""
+        self._enter()
         cdef Book* p
         cdef Book* bk
         if not 0 <= instrument_id <= 0xFFFFFFFF:
@@ -970,6 +978,7 @@ cdef class Core:
         c.tif = tif
         c.flags = flags
         c._pad = 0
+        self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return self.st.n_ev - before
 
@@ -983,6 +992,7 @@ cdef class Core:
         c.order_id = order_id
         c.account = account
         c.cmd = CMD_CANCEL
+        self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return self.st.n_ev - before
 
@@ -999,6 +1009,7 @@ cdef class Core:
         c.qty = qty
         c.account = account
         c.cmd = CMD_REPLACE
+        self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return self.st.n_ev - before
 
@@ -1022,11 +1033,16 @@ cdef class Core:
         arr = np.ascontiguousarray(commands)
         cmds = <const Command*>cnp.PyArray_DATA(arr)
         n = arr.shape[0]
-        with nogil:
-            for i in range(n):
-                rc = process_one(&self.st, &cmds[i])
-                if rc != 0 or self.st.oom:
-                    break
+        self._enter()
+        self.busy = 1
+        try:
+            with nogil:
+                for i in range(n):
+                    rc = process_one(&self.st, &cmds[i])
+                    if rc != 0 or self.st.oom:
+                        break
+        finally:
+            self.busy = 0
         out = self._events_since(before)
         self.st.n_ev = before
         _check(rc, &self.st)
@@ -1043,6 +1059,7 @@ cdef class Core:
 
     def drain_events(self):
         """All pending events as an EVENT_DTYPE array; the buffer is emptied."""
+        self._enter()
         out = self._events_since(0)
         self.st.n_ev = 0
         if self.st.ev_cap > (1 << 20):
@@ -1060,6 +1077,7 @@ cdef class Core:
 
     cdef Book* _book(self, instrument) except NULL:
         cdef int32_t b = -1
+        self._enter()
         if 0 <= instrument <= 0xFFFFFFFF:
             b = map_get(&self.st.book_map, instrument)
         if b < 0:
@@ -1135,6 +1153,7 @@ cdef class Core:
 
     def order(self, int64_t order_id):
         """A live order's state, else its latest finished state if still in history, else None."""
+        self._enter()
         cdef int32_t oi = map_get(&self.st.order_map, order_id)
         cdef Order* o
         cdef Finished* h
@@ -1164,6 +1183,7 @@ cdef class Core:
 
     def state_digest(self):
         """BLAKE2b of every book and resting order (layout in docs/RULES.md). O(orders)."""
+        self._enter()
         cdef list vals = []
         cdef Book* bk
         cdef BookSide* s
@@ -1188,6 +1208,7 @@ cdef class Core:
 
     def check_integrity(self):
         """Assert every invariant of the books, levels, orders and the id index."""
+        self._enter()
         cdef Book* bk
         cdef BookSide* s
         cdef Level* lvl

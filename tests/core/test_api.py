@@ -199,3 +199,51 @@ def test_events_of_a_large_batch_are_all_returned(make_core):
         EventType.ACCEPTED, EventType.ACCEPTED, EventType.TRADE, EventType.ACCEPTED,
         EventType.ACCEPTED]
     records(out)  # asserts the padding of every event is zero
+
+
+def test_another_thread_cannot_touch_a_core_while_process_runs_without_the_gil():
+    import threading
+
+    import numpy as np
+
+    from engine._core import Core
+    from engine.schema import COMMAND_DTYPE
+
+    n = 400_000
+    cmds = np.zeros(n, dtype=COMMAND_DTYPE)
+    cmds["cmd"], cmds["instrument"], cmds["ord_type"], cmds["tif"], cmds["qty"] = 1, 1, 1, 1, 1
+    cmds["order_id"] = np.arange(1, n + 1)
+    cmds["side"] = 1 + (cmds["order_id"] % 2)
+    cmds["price"] = np.where(cmds["side"] == 1, 100 - cmds["order_id"] % 50,
+                             200 + cmds["order_id"] % 50)
+    refused: list[str] = []
+    for _attempt in range(5):  # the other thread is all but certain to run inside the first one
+        core = Core()
+        core.add_instrument(1)
+        started = threading.Event()
+
+        def batch():
+            started.set()
+            core.process(cmds)
+
+        def poke():
+            started.wait()
+            while worker.is_alive():
+                try:
+                    core.best_bid(1)
+                except RuntimeError as e:
+                    refused.append(str(e))
+                    return
+
+        worker = threading.Thread(target=batch)
+        other = threading.Thread(target=poke)
+        other.start()
+        worker.start()
+        worker.join()
+        other.join()
+        core.check_integrity()
+        assert core.open_orders == n
+        if refused:
+            break
+    assert refused and "another thread" in refused[0]
+    assert core.submit(n + 1, 1, 1, 100, 1) == 1   # usable again once process() returned
