@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from sortedcontainers import SortedList
 
-from .schema import COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX
+from .schema import (COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX, CancelCause, CommandType,
+                     EventType, Flags, OrderStatus, OrdType, Reason, Side, TimeInForce)
 
 __all__ = ["PyBook", "INT64_MAX"]
 
@@ -23,29 +24,22 @@ UINT32_MAX = (1 << 32) - 1
 
 # The codes of engine/schema.py as plain ints: comparing with an IntEnum member costs a
 # Python-level __eq__ on every call, comparing with an int does not.
-BUY, SELL = 1, 2
-LIMIT, MARKET = 1, 2
-GTC, IOC, FOK = 1, 2, 3
-POST_ONLY = 1
-NEW, CANCEL, REPLACE = 1, 2, 3
-ACCEPTED, REJECTED, TRADE, CANCELLED, REPLACED = 1, 2, 3, 4, 5
-USER, IOC_REMAINDER, MARKET_REMAINDER, FOK_UNFILLABLE, LEVEL_QUANTITY_LIMIT = 1, 2, 3, 4, 5
-ST_NEW, ST_PARTIALLY_FILLED, ST_FILLED, ST_CANCELLED, ST_REJECTED = 1, 2, 3, 4, 5
-R_UNKNOWN_COMMAND = 1001
-R_INVALID_ORDER_ID = 1002
-R_UNKNOWN_INSTRUMENT = 1003
-R_INVALID_SIDE = 1004
-R_INVALID_ORDER_TYPE = 1005
-R_INVALID_TIME_IN_FORCE = 1006
-R_INVALID_INSTRUCTIONS = 1007
-R_INVALID_QUANTITY = 1008
-R_QUANTITY_BELOW_MIN = 1009
-R_QUANTITY_ABOVE_MAX = 1010
-R_INVALID_PRICE = 1011
-R_DUPLICATE_ORDER_ID = 1012
-R_POST_ONLY_WOULD_TAKE = 1013
-R_UNKNOWN_ORDER = 1014
-R_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
+BUY, SELL = int(Side.BUY), int(Side.SELL)
+LIMIT, MARKET = int(OrdType.LIMIT), int(OrdType.MARKET)
+GTC, IOC, FOK = int(TimeInForce.GTC), int(TimeInForce.IOC), int(TimeInForce.FOK)
+POST_ONLY = int(Flags.POST_ONLY)
+NEW, CANCEL, REPLACE = (int(m) for m in (CommandType.NEW, CommandType.CANCEL, CommandType.REPLACE))
+ACCEPTED, REJECTED, TRADE, CANCELLED, REPLACED = (int(m) for m in (
+    EventType.ACCEPTED, EventType.REJECTED, EventType.TRADE, EventType.CANCELLED,
+    EventType.REPLACED))
+USER, IOC_REMAINDER, MARKET_REMAINDER, FOK_UNFILLABLE, LEVEL_QUANTITY_LIMIT = (int(m) for m in (
+    CancelCause.USER, CancelCause.IOC_REMAINDER, CancelCause.MARKET_REMAINDER,
+    CancelCause.FOK_UNFILLABLE, CancelCause.LEVEL_QUANTITY_LIMIT))
+ST_NEW, ST_PARTIALLY_FILLED, ST_FILLED, ST_CANCELLED, ST_REJECTED = (int(m) for m in (
+    OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED,
+    OrderStatus.REJECTED))
+# every core reject reason, as R_<name without BOOK_>
+globals().update({f"R_{m.name[5:]}": int(m) for m in Reason if m.name.startswith("BOOK_")})
 
 # Both sides of a book are keyed so that the best level has the LOWEST key: asks by price, bids
 # by -price. A taker may trade with a level iff ``level key <= limit key`` (buy: price, sell:
