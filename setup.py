@@ -1,4 +1,4 @@
-"""Builds the compiled core. Switches (environment variables):
+"""Builds the compiled core and the journal codec. Switches (environment variables):
 
 ENGINE_ANNOTATE=1   write Cython's HTML annotation next to each .pyx
 ENGINE_DEBUG=1      keep bounds/wraparound checks and add line tracing (slow; for profiling)
@@ -25,12 +25,16 @@ if debug:
 
 extensions = [
     Extension(
-        "engine._core",
-        ["engine/_core.pyx"],
+        name,
+        [source],
         include_dirs=[np.get_include()],
         define_macros=macros,
         extra_compile_args=["-O3"] if not debug else ["-O0", "-g"],
-    ),
+    )
+    for name, source in [
+        ("engine._core", "engine/_core.pyx"),
+        ("engine.journal._codec", "engine/journal/_codec.pyx"),
+    ]
 ]
 
 setup(

@@ -25,7 +25,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(config_path=args.config, n_orders=args.orders, seed=args.seed)
+    return run_demo(config_path=args.config, n_orders=args.orders, seed=args.seed,
+                    journal=args.journal, durability=args.durability)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", help="instruments file (default: the embedded config)")
     d.add_argument("--orders", type=int, default=3000, help="orders to send")
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--journal", metavar="DIR",
+                   help="journal every command into this (new) directory, for `engine replay`")
+    d.add_argument("--durability", choices=("fsync", "write"), default="write",
+                   help="with --journal: when a command counts as written (default: write)")
     d.set_defaults(func=_cmd_demo)
     return p
 

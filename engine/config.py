@@ -22,7 +22,7 @@ from .schema import Reason
 
 __all__ = [
     "AssetClass", "Matching", "ASSET_CLASSES", "MATCHING_SUPPORTED",
-    "InstrumentConfig", "EngineConfig", "ConfigError",
+    "InstrumentConfig", "JournalConfig", "EngineConfig", "ConfigError",
     "load_config", "parse_config", "default_config",
 ]
 
@@ -98,11 +98,32 @@ class InstrumentConfig(_Section):
                               f" got {str(self.max_qty)!r}", path="max_qty")
 
 
+Durability = Literal["fsync", "write", "none"]
+Retention = Literal["keep", "archive", "delete"]
+
+
+class JournalConfig(_Section):
+    """The ``[journal]`` table: where and how the engine journals its input (docs/JOURNAL.md)."""
+
+    dir: Annotated[str, msgspec.Meta(min_length=1)] = "var/journal"
+    # fsync: acknowledged after an fdatasync covers it (group commit); write: after write();
+    # none: nothing written (benchmarks, backtests)
+    durability: Durability = "fsync"
+    # a segment file is closed and the next begun at this size
+    segment_bytes: Annotated[int, msgspec.Meta(ge=128, le=1 << 40)] = 64 << 20
+    # a snapshot every this many commands (0: only when asked)
+    snapshot_every: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000
+    # what happens to segments and snapshots a newer snapshot makes unnecessary
+    retention: Retention = "keep"
+    keep_snapshots: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
+
+
 class EngineConfig(_Section):
-    """The whole engine configuration. Later sections (venues, accounts, risk, gateway,
-    journal) are added here as optional tables with defaults, so older files stay valid."""
+    """The whole engine configuration. Later sections (venues, accounts, risk, gateway) are
+    added here as optional tables with defaults, so older files stay valid."""
 
     instruments: Annotated[tuple[InstrumentConfig, ...], msgspec.Meta(min_length=1)]
+    journal: JournalConfig = JournalConfig()
 
     def __post_init__(self) -> None:
         seen_ids: dict[int, int] = {}

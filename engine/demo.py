@@ -2,7 +2,9 @@
 
 Sends a few thousand seeded orders (resting quotes around a drifting mid, some aggressive
 orders, cancels and replaces) through the decimal edge (`Market`) into the compiled core, then
-prints each book and the tape of the last trades. It shows; it decides nothing.
+prints each book and the tape of the last trades. With a journal directory every command goes
+through the sequencer and the journal first (engine.pipeline), so the session can be replayed.
+It shows; it decides nothing.
 """
 from __future__ import annotations
 
@@ -20,14 +22,38 @@ _START = {"equity": "190", "etf": "560", "future": "5800", "option": "12.5",
 
 
 def run_demo(config_path: str | None = None, n_orders: int = 3000, seed: int = 1,
-             out=None) -> int:
+             out=None, journal: str | None = None, durability: str = "write") -> int:
     try:
         instruments = InstrumentSet.load(config_path) if config_path else InstrumentSet.default()
     except ConfigError as e:
         print(f"engine demo: {e}", file=sys.stderr)
         return 1
+    if journal is None:
+        return _session(instruments, Market(instruments), n_orders, seed, out)
+    from .journal.format import JournalError
+    from .pipeline import Engine, EngineCore
+
+    try:
+        engine = Engine(instruments, journal, durability=durability)  # type: ignore[arg-type]
+    except JournalError as e:
+        print(f"engine demo: {e}", file=sys.stderr)
+        return 1
+    with engine:
+        if engine.last_seq:
+            print(f"engine demo: {journal} already holds {engine.last_seq:,} commands;"
+                  " give the demo a new journal directory", file=sys.stderr)
+            return 1
+        market = Market(instruments, core_factory=lambda: EngineCore(engine))
+        rc = _session(instruments, market, n_orders, seed, out)
+        (out or sys.stdout).write(
+            f"journal {journal}: seq 1..{engine.last_seq:,} ({durability}); replay it with"
+            f" `engine replay {journal}`\n")
+    return rc
+
+
+def _session(instruments: InstrumentSet, market: Market, n_orders: int, seed: int,
+             out) -> int:
     rng = random.Random(seed)
-    market = Market(instruments)
     mids = {i.symbol: i.price_to_ticks(_START.get(i.asset_class, "100")) for i in instruments}
     live: list[tuple[int, str]] = []
     tape = []

@@ -13,7 +13,7 @@ import numpy as np
 __all__ = [
     "Side", "OrdType", "TimeInForce", "Flags", "CommandType", "EventType",
     "CancelCause", "Reason", "OrderStatus",
-    "COMMAND_DTYPE", "EVENT_DTYPE", "DIGEST_DTYPE",
+    "COMMAND_DTYPE", "EVENT_DTYPE", "DIGEST_DTYPE", "ORDER_STATE_DTYPE", "INSTRUMENT_STATE_DTYPE",
 ]
 
 
@@ -142,5 +142,32 @@ EVENT_DTYPE = np.dtype([
 assert EVENT_DTYPE.itemsize == 88
 
 DIGEST_DTYPE = np.dtype("<i8")
+
+# One order as Core.export_state() hands it out (a resting order, or a finished one from the
+# history ring) and as a snapshot stores it: the C ``Finished`` record of engine/_core.pxd.
+ORDER_STATE_DTYPE = np.dtype([
+    ("order_id", "<i8"),
+    ("price", "<i8"),
+    ("qty", "<i8"),
+    ("filled", "<i8"),
+    ("instrument", "<u4"),
+    ("account", "<u4"),
+    ("flags", "<u2"),
+    ("side", "u1"),
+    ("ord_type", "u1"),
+    ("tif", "u1"),
+    ("status", "u1"),         # OrderStatus
+    ("_pad", "u1", (2,)),
+])
+assert ORDER_STATE_DTYPE.itemsize == 48
+
+# One registered instrument in Core.export_state() and in a snapshot.
+INSTRUMENT_STATE_DTYPE = np.dtype([
+    ("instrument", "<u4"),
+    ("_pad", "<u4"),
+    ("min_qty", "<i8"),
+    ("max_qty", "<i8"),
+])
+assert INSTRUMENT_STATE_DTYPE.itemsize == 24
 
 INT64_MAX = (1 << 63) - 1

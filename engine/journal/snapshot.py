@@ -1,0 +1,189 @@
+"""Snapshots: the whole engine state at a sequence number, in one checksummed file.
+
+Owns the snapshot file layout (docs/JOURNAL.md, "Snapshots") and the retention of old
+segments and snapshots. Must never write a snapshot in place: a crash leaves either the old
+set of files or the new, complete one.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
+from . import _codec
+from .format import (
+    ARCHIVE_DIR,
+    FORMAT_VERSION,
+    JournalCorrupt,
+    JournalMismatch,
+    digest16,
+    fsync_dir,
+    list_segments,
+    list_snapshots,
+    snapshot_name,
+    write_atomic,
+)
+
+log = logging.getLogger("engine.journal")
+
+SNAPSHOT_MAGIC = b"ENGSNAP\n"
+TRAILER_MAGIC = b"SNAPEND\n"
+# magic, format version, section count, reserved, seq, created ns, instrument digest (16 B),
+# engine version (12 B ASCII), reserved
+_HEADER = struct.Struct("<8sHHIqq16s12sI")
+# name (16 B ASCII, NUL-padded), item size, reserved, item count
+_SECTION = struct.Struct("<16sIIQ")
+# trailer magic, CRC32C of every byte before the trailer, reserved
+_TRAILER = struct.Struct("<8sII")
+assert _HEADER.size == 64 and _SECTION.size == 32 and _TRAILER.size == 16
+
+# Every section a snapshot of this format version may hold, and the layout of its items.
+SECTIONS: dict[str, np.dtype] = {
+    "instruments": INSTRUMENT_STATE_DTYPE,
+    "orders": ORDER_STATE_DTYPE,
+    "history": ORDER_STATE_DTYPE,
+    "history_total": np.dtype("<i8"),
+}
+
+RETENTION = ("keep", "archive", "delete")
+
+
+def _state_sections(state: dict) -> list[tuple[str, np.ndarray]]:
+    return [
+        ("instruments", state["instruments"]),
+        ("orders", state["orders"]),
+        ("history", state["history"]),
+        ("history_total", np.array([state["history_total"]], dtype="<i8")),
+    ]
+
+
+def encode_snapshot(seq: int, state: dict, instruments_digest: str,
+                    created_ns: int | None = None) -> bytes:
+    """The bytes of a snapshot file for ``state`` (as ``Core.export_state()`` returns it)."""
+    sections = _state_sections(state)
+    parts = [_HEADER.pack(SNAPSHOT_MAGIC, FORMAT_VERSION, len(sections), 0, seq,
+                          time.time_ns() if created_ns is None else created_ns,
+                          digest16(instruments_digest), __version__.encode("ascii")[:12], 0)]
+    for name, arr in sections:
+        arr = np.ascontiguousarray(arr, dtype=SECTIONS[name])
+        raw = arr.tobytes()
+        parts.append(_SECTION.pack(name.encode("ascii"), arr.dtype.itemsize, 0, len(arr)))
+        parts.append(raw)
+        parts.append(b"\0" * (-len(raw) % 8))
+    body = b"".join(parts)
+    return body + _TRAILER.pack(TRAILER_MAGIC, _codec.crc32c(body), 0)
+
+
+def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: str
+                    ) -> tuple[int, dict]:
+    """(seq, state) from a snapshot file's bytes. JournalCorrupt if damaged, JournalMismatch
+    if written by another format version or for another instrument set."""
+    n = len(data)
+    if n < _HEADER.size + _TRAILER.size:
+        raise JournalCorrupt(path, 0, f"snapshot is {n} bytes, too short")
+    magic, version, count, _, seq, _, dig, _, _ = _HEADER.unpack_from(data, 0)
+    if magic != SNAPSHOT_MAGIC:
+        raise JournalCorrupt(path, 0, "not a snapshot (bad magic)")
+    tmagic, crc, _ = _TRAILER.unpack_from(data, n - _TRAILER.size)
+    if tmagic != TRAILER_MAGIC:
+        raise JournalCorrupt(path, n - _TRAILER.size, "snapshot trailer missing (incomplete file)")
+    if crc != _codec.crc32c(memoryview(data)[:n - _TRAILER.size]):
+        raise JournalCorrupt(path, n - _TRAILER.size, "snapshot CRC32C does not match")
+    if version != FORMAT_VERSION:
+        raise JournalMismatch(f"{path}: snapshot format version {version}; this engine reads"
+                              f" version {FORMAT_VERSION} only")
+    if dig != digest16(instruments_digest):
+        raise JournalMismatch(f"{path}: snapshot taken with another instrument set")
+    pos = _HEADER.size
+    arrays: dict[str, np.ndarray] = {}
+    for _ in range(count):
+        if pos + _SECTION.size > n - _TRAILER.size:
+            raise JournalCorrupt(path, pos, "section header runs past the end")
+        raw_name, itemsize, _, items = _SECTION.unpack_from(data, pos)
+        name = raw_name.rstrip(b"\0").decode("ascii", "replace")
+        dtype = SECTIONS.get(name)
+        if dtype is None or dtype.itemsize != itemsize:
+            raise JournalCorrupt(path, pos, f"unknown section {name!r} (item size {itemsize})")
+        pos += _SECTION.size
+        size = items * itemsize
+        if pos + size > n - _TRAILER.size:
+            raise JournalCorrupt(path, pos, f"section {name!r} runs past the end")
+        arrays[name] = np.frombuffer(data, dtype=dtype, count=items, offset=pos).copy()
+        pos += size + (-size % 8)
+    missing = set(SECTIONS) - set(arrays)
+    if missing:
+        raise JournalCorrupt(path, pos, f"sections missing: {', '.join(sorted(missing))}")
+    state = {"instruments": arrays["instruments"], "orders": arrays["orders"],
+             "history": arrays["history"], "history_total": int(arrays["history_total"][0])}
+    return seq, state
+
+
+def write_snapshot(directory: Path, seq: int, state: dict, instruments_digest: str) -> Path:
+    """Write ``snapshot-<seq>.snap`` atomically (temporary file, fsync, rename)."""
+    path = directory / snapshot_name(seq)
+    write_atomic(path, encode_snapshot(seq, state, instruments_digest))
+    return path
+
+
+def read_snapshot(path: Path, instruments_digest: str) -> tuple[int, dict]:
+    return decode_snapshot(path.read_bytes(), path, instruments_digest)
+
+
+def newest_snapshot(directory: Path, instruments_digest: str, max_seq: int
+                    ) -> tuple[int, dict, Path] | None:
+    """The newest snapshot that verifies and does not run past ``max_seq``; None if none.
+
+    A snapshot that fails to verify is logged and passed over for an older one (the journal
+    still holds what it covered unless retention removed it; recovery checks that)."""
+    for seq, path in list_snapshots(directory):
+        if seq > max_seq:
+            log.warning("snapshot %s is past the journal's end (seq %d); not used", path, max_seq)
+            continue
+        try:
+            got, state = read_snapshot(path, instruments_digest)
+        except JournalCorrupt as e:
+            log.warning("snapshot not used: %s", e)
+            continue
+        if got != seq:
+            log.warning("snapshot not used: %s: holds seq %d, named %d", path, got, seq)
+            continue
+        return seq, state, path
+    return None
+
+
+def apply_retention(directory: Path, snapshot_seq: int, policy: str, keep_snapshots: int = 2
+                    ) -> list[Path]:
+    """After a good snapshot at ``snapshot_seq``: archive or delete the segments it makes
+    unnecessary (every record <= snapshot_seq; never the last, active segment) and all but the
+    newest ``keep_snapshots`` snapshots. Returns the files moved or removed."""
+    if policy not in RETENTION:
+        raise ValueError(f"retention must be one of {', '.join(RETENTION)}, got {policy!r}")
+    if policy == "keep":
+        return []
+    done: list[Path] = []
+    segments = list_segments(directory)
+    for (first, path), (next_first, _) in zip(segments, segments[1:]):
+        if next_first - 1 <= snapshot_seq:
+            done.append(path)
+    snapshots = [p for s, p in list_snapshots(directory) if s <= snapshot_seq]
+    done += snapshots[max(keep_snapshots, 1):]
+    if not done:
+        return []
+    if policy == "archive":
+        archive = directory / ARCHIVE_DIR
+        archive.mkdir(exist_ok=True)
+        for p in done:
+            shutil.move(str(p), archive / p.name)
+        fsync_dir(archive)
+    else:
+        for p in done:
+            os.unlink(p)
+    fsync_dir(directory)
+    return done
