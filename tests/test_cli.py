@@ -62,3 +62,20 @@ def test_missing_subcommand_exits_with_usage():
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
+
+
+def test_demo_with_a_journal_replays_to_the_same_digest(tmp_path, capsys):
+    from engine.journal import replay
+
+    journal = tmp_path / "demo"
+    assert main(["demo", "--orders", "400", "--seed", "2", "--journal", str(journal)]) == 0
+    out = capsys.readouterr().out
+    assert f"journal {journal}: seq 1..4" in out and "engine replay" in out
+    digest = out.split("state digest ")[1][:16]
+    assert replay(journal).digest()[:16] == digest
+    # the same session without a journal ends in the same state
+    main(["demo", "--orders", "400", "--seed", "2"])
+    assert capsys.readouterr().out.split("state digest ")[1][:16] == digest
+    # a journal that already holds commands is not reused
+    assert main(["demo", "--orders", "10", "--journal", str(journal)]) == 1
+    assert "already holds" in capsys.readouterr().err

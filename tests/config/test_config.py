@@ -62,6 +62,17 @@ def test_embedded_default_loads():
     cfg = default_config()
     assert len(cfg.instruments) >= 1
     assert {"AAPL", "ES", "EURUSD", "BTC-USD"} <= {i.symbol for i in cfg.instruments}
+    j = cfg.journal
+    assert (j.dir, j.durability, j.retention) == ("var/journal", "fsync", "keep")
+    assert j.segment_bytes == 64 << 20 and j.snapshot_every == 1_000_000
+
+
+def test_journal_table_is_optional_with_defaults():
+    cfg = load_config(EXAMPLE)
+    assert cfg.journal == default_config().journal
+    cfg = parse_config(GOOD + '[journal]\ndurability = "write"\nretention = "archive"\n')
+    assert (cfg.journal.durability, cfg.journal.retention, cfg.journal.dir) == (
+        "write", "archive", "var/journal")
 
 
 def test_parse_str_and_bytes_and_defaults():
@@ -143,6 +154,17 @@ BAD = [
      "currency code"),
     ("too many decimals", lambda t: t.replace('"0.01"', '"1E-19"', 1), "$.instruments[0].tick_size",
      "18 decimal places"),
+    ("unknown durability", lambda t: t + '[journal]\ndurability = "sometimes"\n',
+     "$.journal.durability", "fsync, none, write"),
+    ("negative snapshot_every", lambda t: t + "[journal]\nsnapshot_every = -5\n",
+     "$.journal.snapshot_every", ">= 0"),
+    ("tiny segments", lambda t: t + "[journal]\nsegment_bytes = 64\n",
+     "$.journal.segment_bytes", ">= 128"),
+    ("unknown retention", lambda t: t + '[journal]\nretention = "shred"\n',
+     "$.journal.retention", "archive"),
+    ("journal typo", lambda t: t + "[journal]\nkeep_snapshot = 3\n",
+     "$.journal.keep_snapshot", "did you mean 'keep_snapshots'"),
+    ("empty journal dir", lambda t: t + '[journal]\ndir = ""\n', "$.journal.dir", "length"),
 ]
 
 

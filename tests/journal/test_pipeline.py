@@ -206,3 +206,22 @@ def test_from_config_follows_the_journal_table(tmp_path: Path) -> None:
         assert eng.journal.path is None
         with pytest.raises(JournalError, match="need a journal directory"):
             eng.snapshot()
+
+
+def test_engine_core_gives_the_per_call_api_a_journal(jdir: Path) -> None:
+    from engine.market import Market
+    from engine.pipeline import EngineCore
+
+    with Engine(INSTRUMENTS, jdir, durability="write", clock_ns=counting_clock()) as eng:
+        m = Market(INSTRUMENTS, core_factory=lambda: EngineCore(eng))
+        m.sell("ES", 3, "5800.25")
+        fills = m.buy("ES", 2, "5800.50")
+        assert [e.type for e in fills] == ["ACCEPTED", "TRADE"]
+        assert m.buy("ES", 1, "5800.30")[0].reason == "EDGE_PRICE_OFF_GRID"   # never journaled
+        m.cancel(1)
+        assert m.core.open_orders == 0 and eng.last_seq == 3
+        digest = eng.state_digest()
+        with pytest.raises(ValueError, match="fixed by its journal"):
+            EngineCore(eng).add_instrument(99)
+    r = replay(jdir)
+    assert r.stats.commands == 3 and r.stats.trades == 1 and r.digest() == digest
