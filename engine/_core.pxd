@@ -188,6 +188,7 @@ cdef struct State:
     Finished* hist
     size_t hist_cap
     size_t hist_n        # total ever recorded; slot = hist_n % hist_cap
+    size_t hist_lo       # records numbered below this were never in this ring (load_state)
     int oom
 
 # -- COMMANDS --
@@ -210,3 +211,10 @@ cdef void unlink_order(State* st, int32_t oi) noexcept nogil
 cdef Event* emit(State* st, const Command* c, uint8_t type) noexcept nogil
 cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil
 cdef void record_command(State* st, const Command* c, uint8_t status) noexcept nogil
+
+# -- STATE EXPORT AND IMPORT (Core.export_state / Core.load_state) --
+cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil
+cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books,
+                         const int64_t* min_qty, const int64_t* max_qty, IdMap* ids,
+                         int64_t* side_levels, Py_ssize_t* bad, Py_ssize_t* other) noexcept nogil
+cdef void load_orders(State* st, const Finished* o, Py_ssize_t n) noexcept nogil

@@ -8,14 +8,16 @@ Semantics: docs/RULES.md. Data structures: docs/implementation.md.
 """
 cimport numpy as cnp
 from libc.stdint cimport int64_t, int32_t, uint32_t, uint16_t, uint8_t, uint64_t
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memset, memmove, memcpy
 
 import hashlib
+from collections.abc import Mapping
 
 import numpy as np
 
-from .schema import COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX as _INT64_MAX
+from .schema import COMMAND_DTYPE, EVENT_DTYPE, INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
+from .schema import INT64_MAX as _INT64_MAX
 
 cnp.import_array()
 
@@ -295,17 +297,10 @@ cdef inline int32_t side_find(const State* st, const BookSide* s, int64_t key,
     return blk.levels[lo] if blk.keys[lo] == key else -1
 
 
-cdef int side_reserve_one(State* st, BookSide* s) noexcept nogil:
-    # room for one more level: a free block (an insert may split one) and a directory slot
-    cdef int32_t new_cap
-    cdef int64_t* k
+cdef int side_dir_reserve(BookSide* s, int32_t new_cap) noexcept nogil:
+    # a block directory with room for `new_cap` blocks (never shrinks what it holds)
+    cdef int64_t* k = <int64_t*>realloc(s.bmax, <size_t>new_cap * sizeof(int64_t))
     cdef int32_t* l
-    if st.blk_free == -1 and grow_blocks(st) != 0:
-        return -1
-    if s.nb < s.bcap:
-        return 0
-    new_cap = s.bcap * 2 if s.bcap > 0 else 4
-    k = <int64_t*>realloc(s.bmax, <size_t>new_cap * sizeof(int64_t))
     if k == NULL:
         return -1
     s.bmax = k
@@ -315,6 +310,15 @@ cdef int side_reserve_one(State* st, BookSide* s) noexcept nogil:
     s.blocks = l
     s.bcap = new_cap
     return 0
+
+
+cdef int side_reserve_one(State* st, BookSide* s) noexcept nogil:
+    # room for one more level: a free block (an insert may split one) and a directory slot
+    if st.blk_free == -1 and grow_blocks(st) != 0:
+        return -1
+    if s.nb < s.bcap:
+        return 0
+    return side_dir_reserve(s, s.bcap * 2 if s.bcap > 0 else 4)
 
 
 cdef void side_insert(State* st, BookSide* s, int32_t j, int32_t p, int64_t key,
@@ -851,6 +855,252 @@ cdef int process_one(State* st, const Command* c) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------------------------
+# State export and import: what a snapshot holds, and how a fresh core takes it back
+# ---------------------------------------------------------------------------------------------
+
+# What validate_orders found wrong (its return value); load_state turns it into a message.
+cdef enum:
+    LS_OK = 0
+    LS_INSTRUMENT = 1
+    LS_ORDER_ID = 2
+    LS_DUPLICATE_ID = 3
+    LS_SIDE = 4
+    LS_ORD_TYPE = 5
+    LS_TIF = 6
+    LS_FLAGS = 7
+    LS_PRICE = 8
+    LS_QTY = 9
+    LS_QTY_BOUNDS = 10
+    LS_FILLED = 11
+    LS_STATUS = 12
+    LS_ORDERING = 13
+    LS_CROSSED = 14
+    LS_LEVEL_TOTAL = 15
+
+
+cdef extern from *:
+    # a hint only: start loading a cache line that will be needed soon
+    void __builtin_prefetch(const void* addr) nogil
+
+cdef enum:
+    EXPORT_LANES = 32    # level queues export_orders walks side by side
+
+
+cdef inline void export_order(const Order* o, Finished* f) noexcept nogil:
+    f.order_id = o.order_id
+    f.price = o.price
+    f.qty = o.qty
+    f.filled = o.filled
+    f.instrument = o.instrument
+    f.account = o.account
+    f.flags = o.flags
+    f.side = o.side
+    f.ord_type = o.ord_type
+    f.tif = o.tif
+    f.status = ST_NEW if o.filled == 0 else ST_PARTIALLY_FILLED
+    f._pad[0] = 0
+    f._pad[1] = 0
+
+
+cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil:
+    # Every resting order into `out` (room for n_live): books in registration order, bids
+    # then asks, best level first, each level in queue order. Returns how many, or -1 if its
+    # scratch cannot be allocated. O(orders).
+    # A queue is a linked list through a pool far bigger than the cache: walked one at a time,
+    # every order waits for memory. Each level's place in `out` follows from the level counts,
+    # so EXPORT_LANES queues are walked side by side and their loads overlap.
+    cdef Py_ssize_t n = 0, nl = 0, k = 0, nxt = 0
+    cdef int32_t b, j, p, oi, lane, active = 0
+    cdef uint8_t side
+    cdef BookSide* s
+    cdef Block* blk
+    cdef Level* lvl
+    cdef Order* o
+    cdef int32_t* heads
+    cdef Py_ssize_t* starts
+    cdef int32_t cur[EXPORT_LANES]
+    cdef Py_ssize_t pos[EXPORT_LANES]
+    for b in range(st.n_books):
+        nl += st.books[b].bids.n + st.books[b].asks.n
+    heads = <int32_t*>malloc(<size_t>(nl + 1) * sizeof(int32_t))
+    starts = <Py_ssize_t*>malloc(<size_t>(nl + 1) * sizeof(Py_ssize_t))
+    if heads == NULL or starts == NULL:
+        free(heads)
+        free(starts)
+        return -1
+    # the levels in export order, with where each one's orders go
+    for b in range(st.n_books):
+        for side in range(SIDE_BUY, SIDE_SELL + 1):
+            s = own_side(&st.books[b], side)
+            j = s.nb - 1
+            while j >= 0:
+                blk = &st.blk[s.blocks[j]]
+                p = blk.n - 1
+                while p >= 0:
+                    lvl = &st.levels[blk.levels[p]]
+                    heads[k] = lvl.head
+                    starts[k] = n
+                    n += lvl.count
+                    k += 1
+                    p -= 1
+                j -= 1
+    for lane in range(EXPORT_LANES):
+        cur[lane] = -1
+        if nxt < nl:
+            __builtin_prefetch(&st.orders[heads[nxt]])
+            cur[lane] = heads[nxt]
+            pos[lane] = starts[nxt]
+            nxt += 1
+            active += 1
+    while active:
+        for lane in range(EXPORT_LANES):
+            oi = cur[lane]
+            if oi == -1:
+                continue
+            o = &st.orders[oi]
+            export_order(o, &out[pos[lane]])
+            pos[lane] += 1
+            oi = o.next
+            if oi == -1:
+                if nxt < nl:
+                    oi = heads[nxt]
+                    pos[lane] = starts[nxt]
+                    nxt += 1
+                else:
+                    active -= 1
+            if oi != -1:
+                __builtin_prefetch(&st.orders[oi])
+            cur[lane] = oi
+    free(heads)
+    free(starts)
+    return n
+
+
+cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books,
+                         const int64_t* min_qty, const int64_t* max_qty, IdMap* ids,
+                         int64_t* side_levels, Py_ssize_t* bad, Py_ssize_t* other) noexcept nogil:
+    # Check the orders of a state as export_orders writes them: fields a resting order can
+    # have, ids unique, books grouped in `books` order (instrument -> book index), bids best
+    # first then asks best first, nothing crossed, no level's open total past int64. Fills
+    # `ids` (order id -> index; sized by the caller for n keys) and `side_levels` (levels per
+    # book side: [2b] bids, [2b+1] asks; zeroed by the caller). Returns LS_OK or what is wrong,
+    # with the order's index in `bad` (and the first holder of a repeated id in `other`). O(n).
+    cdef Py_ssize_t i
+    cdef const Finished* f
+    cdef int32_t b, prev_b = -1, seen
+    cdef uint8_t prev_side = 0
+    cdef int64_t prev_price = 0, total = 0, open_qty, best_bid = 0
+    cdef bint new_level
+    for i in range(n):
+        bad[0] = i
+        f = &o[i]
+        b = map_get(books, f.instrument)
+        if b < 0:
+            return LS_INSTRUMENT
+        if f.order_id <= 0:
+            return LS_ORDER_ID
+        if f.side != SIDE_BUY and f.side != SIDE_SELL:
+            return LS_SIDE
+        # only a GTC limit ever rests, and a POST_ONLY one may
+        if f.ord_type != ORD_LIMIT:
+            return LS_ORD_TYPE
+        if f.tif != TIF_GTC:
+            return LS_TIF
+        if f.flags & ~FLAGS_KNOWN:
+            return LS_FLAGS
+        if f.price <= 0:
+            return LS_PRICE
+        if f.qty <= 0:
+            return LS_QTY
+        if f.qty < min_qty[b] or f.qty > max_qty[b]:
+            return LS_QTY_BOUNDS
+        if f.filled < 0 or f.filled >= f.qty:
+            return LS_FILLED
+        if f.status != (ST_NEW if f.filled == 0 else ST_PARTIALLY_FILLED):
+            return LS_STATUS
+        open_qty = f.qty - f.filled
+        if b == prev_b and f.side == prev_side:
+            # same side of the same book: the same level, or the next one away from the best
+            if (f.side == SIDE_BUY and f.price > prev_price) or \
+                    (f.side == SIDE_SELL and f.price < prev_price):
+                return LS_ORDERING
+            new_level = f.price != prev_price
+        else:
+            # a new side: after the previous one (books in order, bids before asks)
+            if b < prev_b or (b == prev_b and f.side < prev_side):
+                return LS_ORDERING
+            if f.side == SIDE_BUY:
+                best_bid = f.price
+            elif b == prev_b and f.price <= best_bid:
+                # the book's best ask is at or below its best bid
+                return LS_CROSSED
+            new_level = True
+        if new_level:
+            side_levels[2 * b + f.side - SIDE_BUY] += 1
+            total = 0
+        if total > I64_MAX - open_qty:
+            return LS_LEVEL_TOTAL
+        total += open_qty
+        prev_b = b
+        prev_side = f.side
+        prev_price = f.price
+        seen = map_get(ids, f.order_id)
+        if seen >= 0:
+            other[0] = seen
+            return LS_DUPLICATE_ID
+        map_put(ids, f.order_id, <int32_t>i)
+    return LS_OK
+
+
+cdef void load_orders(State* st, const Finished* o, Py_ssize_t n) noexcept nogil:
+    # Rest validated orders (as validate_orders accepted them) into a fresh core whose books
+    # exist and whose pools, index and block directories the caller has reserved, so nothing
+    # here allocates or fails. Order i takes pool slot i (the index maps ids to exactly that).
+    cdef Py_ssize_t i, start, end, hi, run
+    cdef int32_t k
+    cdef int32_t b
+    cdef Order* d
+    for i in range(n):
+        d = &st.orders[i]
+        memset(d, 0, sizeof(Order))
+        d.order_id = o[i].order_id
+        d.price = o[i].price
+        d.qty = o[i].qty
+        d.filled = o[i].filled
+        d.account = o[i].account
+        d.instrument = o[i].instrument
+        d.flags = o[i].flags
+        d.side = o[i].side
+        d.ord_type = o[i].ord_type
+        d.tif = o[i].tif
+    # the free list is every slot after them (a fresh core has no order allocated)
+    for k in range(<int32_t>n, st.orders_cap):
+        st.orders[k].next = k + 1 if k < st.orders_cap - 1 else -1
+    st.orders_free = <int32_t>n if n < st.orders_cap else -1
+    # One book side at a time, its levels worst first, each level's orders in queue order:
+    # every new level then lands after all others (an append to the last block, as when a
+    # book builds up from the top) where best first would insert at the front of the first.
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and o[end].instrument == o[start].instrument and \
+                o[end].side == o[start].side:
+            end += 1
+        b = map_get(&st.book_map, o[start].instrument)
+        hi = end
+        while hi > start:
+            run = hi - 1
+            while run > start and o[run - 1].price == o[hi - 1].price:
+                run -= 1
+            side_reserve_one(st, own_side(&st.books[b], o[run].side))   # reserved: no-op
+            for i in range(run, hi):
+                rest_order(st, b, <int32_t>i)
+            hi = run
+        start = end
+    st.n_live = <int32_t>n
+
+
+# ---------------------------------------------------------------------------------------------
 # The Python face
 # ---------------------------------------------------------------------------------------------
 
@@ -858,6 +1108,47 @@ cdef inline void _check(int rc, State* st) except *:
     if rc != 0 or st.oom:
         st.oom = 0
         raise MemoryError("the engine could not allocate memory for this command")
+
+
+_STATE_KEYS = ("instruments", "orders", "history", "history_total")
+
+
+def _state_array(state, str key, dtype):
+    # one array of a state: exactly the snapshot dtype, one-dimensional, contiguous for C
+    arr = state[key]
+    if not isinstance(arr, np.ndarray) or arr.dtype != dtype:
+        raise TypeError(f"state[{key!r}] must be a numpy array of "
+                        f"{'INSTRUMENT' if key == 'instruments' else 'ORDER'}_STATE_DTYPE, got "
+                        f"{getattr(arr, 'dtype', type(arr).__name__)}")
+    if arr.ndim != 1:
+        raise TypeError(f"state[{key!r}] must be one-dimensional, got {arr.ndim} dimensions")
+    return np.ascontiguousarray(arr)
+
+
+def _order_problem(int err, orders, Py_ssize_t i, Py_ssize_t other):
+    # the message for what validate_orders found wrong with orders[i]
+    o = orders[i]
+    what = {
+        LS_INSTRUMENT: f"instrument {o['instrument']} is not among the state's instruments",
+        LS_ORDER_ID: f"order_id must be > 0",
+        LS_DUPLICATE_ID: f"the id of orders[{other}] again (order ids are unique)",
+        LS_SIDE: f"side must be 1 (buy) or 2 (sell), got {o['side']}",
+        LS_ORD_TYPE: f"ord_type must be 1 (LIMIT), the only type that rests, got {o['ord_type']}",
+        LS_TIF: f"tif must be 1 (GTC), the only time in force that rests, got {o['tif']}",
+        LS_FLAGS: f"flags {o['flags']} has unknown bits",
+        LS_PRICE: f"price must be > 0 (a resting limit), got {o['price']}",
+        LS_QTY: f"qty must be > 0, got {o['qty']}",
+        LS_QTY_BOUNDS: f"qty {o['qty']} is outside its instrument's min_qty..max_qty",
+        LS_FILLED: f"filled must be in 0..qty-1 (a resting order has open quantity), "
+                   f"got {o['filled']} of {o['qty']}",
+        LS_STATUS: f"status must be 1 (NEW) with nothing filled, else 2 (PARTIALLY_FILLED), "
+                   f"got {o['status']}",
+        LS_ORDERING: "out of order: books must follow the instruments' order, each with its "
+                     "bids best (highest) first, then its asks best (lowest) first",
+        LS_CROSSED: f"its book is crossed: the best ask {o['price']} is at or below the best bid",
+        LS_LEVEL_TOTAL: f"the open total of its level {o['price']} would pass 2**63-1",
+    }[err]
+    return f"orders[{i}] (order id {o['order_id']}): {what}"
 
 
 cdef class Core:
@@ -903,7 +1194,8 @@ cdef class Core:
         if grow_levels(&self.st) != 0:
             raise MemoryError()
         if history > 0:
-            self.st.hist = <Finished*>malloc(<size_t>history * sizeof(Finished))
+            # zeroed: record() never writes the pad bytes, and export_state copies them out
+            self.st.hist = <Finished*>calloc(<size_t>history, sizeof(Finished))
             if self.st.hist == NULL:
                 raise MemoryError()
             self.st.hist_cap = history
@@ -1164,7 +1456,7 @@ cdef class Core:
                         side=o.side, ord_type=o.ord_type, tif=o.tif, flags=o.flags,
                         price=o.price, qty=o.qty, filled=o.filled, leaves=o.qty - o.filled,
                         status=ST_NEW if o.filled == 0 else ST_PARTIALLY_FILLED)
-        n = min(self.st.hist_n, self.st.hist_cap)
+        n = min(self.st.hist_n - self.st.hist_lo, self.st.hist_cap)
         for k in range(n):
             h = &self.st.hist[(self.st.hist_n - 1 - k) % self.st.hist_cap]
             if h.order_id == order_id:
@@ -1178,6 +1470,235 @@ cdef class Core:
     def open_orders(self):
         """The number of resting orders in all books."""
         return self.st.n_live
+
+    # -- STATE (snapshots) --------------------------------------------------------------------
+
+    def export_state(self):
+        """The complete state as numpy arrays, for a snapshot; ``load_state()`` takes it back.
+
+        ``instruments`` (INSTRUMENT_STATE_DTYPE, registration order); ``orders``
+        (ORDER_STATE_DTYPE, every resting order: books in registration order, bids then asks,
+        best level first, each level in queue order); ``history`` (ORDER_STATE_DTYPE, the
+        finished-order ring, oldest first); ``history_total`` (finished orders ever recorded).
+        Pending events are not state. O(orders + history), the orders copied without the GIL.
+        """
+        self._enter()
+        cdef Book* bk
+        cdef cnp.ndarray orders = np.empty(self.st.n_live, dtype=ORDER_STATE_DTYPE)
+        cdef size_t cap = self.st.hist_cap
+        cdef size_t nh = min(self.st.hist_n - self.st.hist_lo, cap)
+        cdef cnp.ndarray hist = np.empty(nh, dtype=ORDER_STATE_DTYPE)
+        cdef Finished* out = <Finished*>cnp.PyArray_DATA(orders)
+        cdef Finished* h = <Finished*>cnp.PyArray_DATA(hist)
+        cdef size_t first, head
+        cdef Py_ssize_t n = 0
+        insts = np.zeros(self.st.n_books, dtype=INSTRUMENT_STATE_DTYPE)
+        for b in range(self.st.n_books):
+            bk = &self.st.books[<int32_t>b]
+            insts[b] = (bk.instrument, 0, bk.min_qty, bk.max_qty)
+        self.busy = 1
+        try:
+            with nogil:
+                n = export_orders(&self.st, out)
+                if nh:
+                    # the ring's oldest retained record first; its pad bytes are always 0
+                    first = (self.st.hist_n - nh) % cap
+                    head = min(nh, cap - first)
+                    memcpy(h, &self.st.hist[first], head * sizeof(Finished))
+                    memcpy(h + head, self.st.hist, (nh - head) * sizeof(Finished))
+        finally:
+            self.busy = 0
+        if n < 0:
+            raise MemoryError()
+        if n != self.st.n_live:
+            raise AssertionError(f"exported {n} orders, {self.st.n_live} are live")
+        return {"instruments": insts, "orders": orders, "history": hist,
+                "history_total": int(self.st.hist_n)}
+
+    def load_state(self, state):
+        """Take a state from ``export_state()`` into this fresh core, which then answers and
+        behaves, event for event, as the exported one did.
+
+        Fresh: no live order, pending event or history, and either no instrument registered or
+        exactly the state's (same ids, order and bounds, as a journal's recovery registers
+        them). Everything is checked before anything changes: TypeError for a missing or
+        unknown key, a wrong type or dtype; ValueError for a bad value (an order is named by
+        index and id); MemoryError if it does not fit. History longer than this core keeps is
+        cut to its newest records. O(orders + history), the orders checked and rested in C.
+        """
+        self._enter()
+        cdef cnp.ndarray orders, hist, levels, min_arr, max_arr
+        cdef const Finished* op
+        cdef const Finished* hp
+        cdef Py_ssize_t n, nh, i, bad = -1, other = -1
+        cdef int32_t b, n_inst
+        cdef int err = LS_OK
+        cdef IdMap books, ids
+        cdef int64_t* side_levels
+        cdef int64_t need_blocks = 0, need_levels = 0, total_levels = 0
+        cdef int32_t dir_cap
+        cdef Book* bk
+        cdef Book* p
+        cdef BookSide* s
+        cdef size_t cap = self.st.hist_cap, keep, first, k, total_n
+        cdef int32_t prepared
+        cdef Finished* dst
+        # -- types --
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state() takes a dict from export_state(), got "
+                            f"{type(state).__name__}")
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise TypeError(f"state is missing {', '.join(missing)}")
+        unknown = sorted(str(key) for key in state if key not in _STATE_KEYS)
+        if unknown:
+            raise TypeError(f"state has unknown keys: {', '.join(unknown)}")
+        insts = _state_array(state, "instruments", INSTRUMENT_STATE_DTYPE)
+        orders = _state_array(state, "orders", ORDER_STATE_DTYPE)
+        hist = _state_array(state, "history", ORDER_STATE_DTYPE)
+        total = state["history_total"]
+        if isinstance(total, (bool, np.bool_)) or not isinstance(total, (int, np.integer)):
+            raise TypeError(f"history_total must be an int, got {type(total).__name__}")
+        total = int(total)
+        n = orders.shape[0]
+        nh = hist.shape[0]
+        n_inst = self.st.n_books
+        # -- the core must be fresh --
+        if self.st.n_live or self.st.n_ev or self.st.hist_n:
+            raise ValueError("load_state() needs a fresh core: this one has live orders, "
+                             "pending events or history")
+        if not 0 <= len(insts) <= MAX_POOL:
+            raise ValueError(f"too many instruments: {len(insts)}")
+        ids_list = insts["instrument"].tolist()
+        mins = insts["min_qty"].tolist()
+        maxs = insts["max_qty"].tolist()
+        if n_inst and [(self.st.books[b].instrument, self.st.books[b].min_qty,
+                        self.st.books[b].max_qty) for b in range(n_inst)] != \
+                list(zip(ids_list, mins, maxs)):
+            raise ValueError("load_state() needs a fresh core: this one has instruments "
+                             "registered that are not the state's (same ids, order and bounds)")
+        # -- instruments: the rules of add_instrument --
+        seen = set()
+        for i in range(len(insts)):
+            if ids_list[i] in seen:
+                raise ValueError(f"instruments[{i}]: instrument {ids_list[i]} appears twice")
+            seen.add(ids_list[i])
+            if mins[i] < 1:
+                raise ValueError(f"instruments[{i}] (instrument {ids_list[i]}): min_qty must be "
+                                 f">= 1, got {mins[i]}")
+            if maxs[i] < mins[i]:
+                raise ValueError(f"instruments[{i}] (instrument {ids_list[i]}): max_qty must be "
+                                 f"in min_qty..2**63-1, got {maxs[i]}")
+        # -- history --
+        if not nh <= total <= INT64_MAX:
+            raise ValueError(f"history_total must be in len(history)..2**63-1 ({nh}..), "
+                             f"got {total}")
+        total_n = total
+        if nh:
+            wrong = np.flatnonzero((hist["status"] < ST_FILLED) | (hist["status"] > ST_REJECTED))
+            if wrong.size:
+                i = wrong[0]
+                raise ValueError(f"history[{i}] (order id {hist['order_id'][i]}): status "
+                                 f"{hist['status'][i]} is not a final one (3, 4 or 5)")
+        # -- orders, in C --
+        if n > MAX_POOL:
+            raise MemoryError(f"{n} orders do not fit in the order pool (at most {MAX_POOL})")
+        op = <const Finished*>cnp.PyArray_DATA(orders)
+        hp = <const Finished*>cnp.PyArray_DATA(hist)
+        min_arr = np.ascontiguousarray(insts["min_qty"], dtype=np.int64)
+        max_arr = np.ascontiguousarray(insts["max_qty"], dtype=np.int64)
+        levels = np.zeros(2 * len(insts), dtype=np.int64)
+        side_levels = <int64_t*>cnp.PyArray_DATA(levels)
+        memset(&books, 0, sizeof(IdMap))
+        memset(&ids, 0, sizeof(IdMap))
+        prepared = n_inst
+        try:
+            # the two indexes are built here and become the core's own if all is well
+            if map_init(&books, <size_t>len(insts) * 2) != 0 or \
+                    map_init(&ids, <size_t>n * 2) != 0:
+                raise MemoryError()
+            for i in range(len(insts)):
+                map_put(&books, ids_list[i], <int32_t>i)
+            with nogil:
+                err = validate_orders(op, n, &books, <const int64_t*>cnp.PyArray_DATA(min_arr),
+                                      <const int64_t*>cnp.PyArray_DATA(max_arr), &ids,
+                                      side_levels, &bad, &other)
+            if err != LS_OK:
+                raise ValueError(_order_problem(err, orders, bad, other))
+            # -- reserve everything, so that applying cannot fail half-way --
+            for i in range(2 * len(insts)):
+                # levels appended in key order fill blocks to 64 and split them in halves:
+                # at most levels/32 + 1 blocks per side
+                total_levels += side_levels[i]
+                if side_levels[i]:
+                    need_blocks += side_levels[i] // 32 + 2
+            if total_levels > MAX_POOL or need_blocks >= MAX_POOL:
+                raise MemoryError(f"{total_levels} price levels do not fit")
+            while self.st.orders_cap < n:
+                if grow_orders(&self.st) != 0:
+                    raise MemoryError()
+            while self.st.levels_cap < total_levels:
+                if grow_levels(&self.st) != 0:
+                    raise MemoryError()
+            while self.st.blk_cap < need_blocks + 1:
+                if grow_blocks(&self.st) != 0:
+                    raise MemoryError()
+            if self.st.books_cap < len(insts):
+                p = <Book*>realloc(self.st.books, <size_t>len(insts) * sizeof(Book))
+                if p == NULL:
+                    raise MemoryError()
+                self.st.books = p
+                self.st.books_cap = len(insts)
+            for b in range(n_inst, len(insts)):
+                memset(&self.st.books[b], 0, sizeof(Book))
+            prepared = <int32_t>len(insts)
+            for i in range(2 * len(insts)):
+                # the block directory of every side, with room to spare for its last insert
+                bk = &self.st.books[i // 2]
+                s = &bk.bids if i % 2 == 0 else &bk.asks
+                dir_cap = <int32_t>(side_levels[i] // 32 + 3)
+                if side_levels[i] and s.bcap < dir_cap:
+                    if side_dir_reserve(s, dir_cap) != 0:
+                        raise MemoryError()
+        except BaseException:
+            map_free(&books)
+            map_free(&ids)
+            # directories reserved for books not yet registered would otherwise leak
+            for b in range(n_inst, prepared):
+                free(self.st.books[b].bids.bmax)
+                free(self.st.books[b].bids.blocks)
+                free(self.st.books[b].asks.bmax)
+                free(self.st.books[b].asks.blocks)
+                memset(&self.st.books[b], 0, sizeof(Book))
+            raise
+        # -- apply: nothing below allocates or fails --
+        for b in range(len(insts)):
+            bk = &self.st.books[b]
+            bk.instrument = ids_list[b]
+            bk.min_qty = mins[b]
+            bk.max_qty = maxs[b]
+        self.st.n_books = <int32_t>len(insts)
+        map_free(&self.st.book_map)
+        self.st.book_map = books
+        map_free(&self.st.order_map)
+        self.st.order_map = ids
+        self.busy = 1
+        try:
+            with nogil:
+                load_orders(&self.st, op, n)
+                if cap:
+                    # record number g sits in slot g % cap, as record() would have put it
+                    keep = min(<size_t>nh, cap)
+                    first = total_n - keep
+                    for k in range(keep):
+                        dst = &self.st.hist[(first + k) % cap]
+                        dst[0] = hp[<size_t>nh - keep + k]
+                        dst._pad[0] = 0
+                        dst._pad[1] = 0
+                    self.st.hist_n = total_n
+                    self.st.hist_lo = first
+        finally:
+            self.busy = 0
 
     # -- INTEGRITY ----------------------------------------------------------------------------
 
@@ -1292,6 +1813,7 @@ cdef class Core:
 # The C records must match the numpy layouts byte for byte.
 assert sizeof(Command) == COMMAND_DTYPE.itemsize, "Command layout != COMMAND_DTYPE"
 assert sizeof(Event) == EVENT_DTYPE.itemsize, "Event layout != EVENT_DTYPE"
+assert sizeof(Finished) == ORDER_STATE_DTYPE.itemsize, "Finished layout != ORDER_STATE_DTYPE"
 
 
 def _c_codes():
