@@ -22,7 +22,8 @@ from .schema import Reason
 
 __all__ = [
     "AssetClass", "Matching", "ASSET_CLASSES", "MATCHING_SUPPORTED",
-    "InstrumentConfig", "JournalConfig", "EngineConfig", "ConfigError",
+    "InstrumentConfig", "JournalConfig", "AccountConfig", "GatewayConfig", "EngineConfig",
+    "ConfigError",
     "load_config", "parse_config", "default_config",
 ]
 
@@ -118,14 +119,63 @@ class JournalConfig(_Section):
     keep_snapshots: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
 
 
+class AccountConfig(_Section):
+    """One ``[[accounts]]`` entry: who may log on to the gateway, and with which rights."""
+
+    id: Annotated[int, msgspec.Meta(ge=1, le=(1 << 31) - 1)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    # "sha256$<salt hex>$<digest hex>", made by `engine keygen`; never the key itself
+    api_key_hash: str
+    # trader: its own orders only; admin: also halts, limits, other accounts' mass cancels
+    role: Literal["trader", "admin"] = "trader"
+    # cancel the account's resting orders when its session ends without a Logout
+    cancel_on_disconnect: bool = False
+
+    def __post_init__(self) -> None:
+        from .gateway.auth import valid_stored
+
+        if not valid_stored(self.api_key_hash):
+            raise ConfigError("Expected a stored key hash 'sha256$<32 hex>$<64 hex>' (make one"
+                              " with `engine keygen`), got something else; the key itself"
+                              " never belongs in the config", path="api_key_hash")
+
+
+class GatewayConfig(_Section):
+    """The ``[gateway]`` table: the TCP server's address and limits (docs/PROTOCOL.md)."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 7001
+    max_sessions: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=256, le=64 << 20)] = 65536
+    # token bucket per connection: sustained messages per second and the burst above it
+    max_msgs_per_s: Annotated[int, msgspec.Meta(ge=1)] = 200_000
+    msg_burst: Annotated[int, msgspec.Meta(ge=1)] = 50_000
+    heartbeat_ms: Annotated[int, msgspec.Meta(ge=10, le=3_600_000)] = 5_000
+    idle_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=86_400_000)] = 30_000
+    # a client that lets this much unsent output pile up is disconnected (slow consumer)
+    send_buffer_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 16 << 20
+    book_depth: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    # execution reports kept per account for resending after a reconnect
+    report_store: Annotated[int, msgspec.Meta(ge=0)] = 100_000
+
+
 class EngineConfig(_Section):
-    """The whole engine configuration. Later sections (venues, accounts, risk, gateway) are
-    added here as optional tables with defaults, so older files stay valid."""
+    """The whole engine configuration. Later sections (venues, risk) are added here as
+    optional tables with defaults, so older files stay valid."""
 
     instruments: Annotated[tuple[InstrumentConfig, ...], msgspec.Meta(min_length=1)]
     journal: JournalConfig = JournalConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    accounts: tuple[AccountConfig, ...] = ()
 
     def __post_init__(self) -> None:
+        seen_accounts: dict[int, int] = {}
+        for i, acct in enumerate(self.accounts):
+            if acct.id in seen_accounts:
+                raise ConfigError(f"duplicate account id {acct.id}"
+                                  f" (already used by $.accounts[{seen_accounts[acct.id]}])",
+                                  path=f"accounts[{i}].id")
+            seen_accounts[acct.id] = i
         seen_ids: dict[int, int] = {}
         seen_symbols: dict[str, int] = {}
         for i, inst in enumerate(self.instruments):

@@ -3,8 +3,11 @@
     1. sequencer  stamps a gap-free sequence number and the timestamp onto a batch of commands
     2. journal    appends the batch (write-ahead): nothing reaches the core unjournaled
     3. core       processes the batch deterministically and returns its events
-    4. snapshot   every N commands the core's state is exported here and written to disk by a
-                  background thread, so intake pauses only for the in-memory copy
+    4. parts      each part (the gateway's session reports, later risk) sees the batch and its
+                  events, live and during recovery alike, so its state is a function of the
+                  journal too
+    5. snapshot   every N commands the core's and the parts' state is exported here and written
+                  to disk by a background thread, so intake pauses only for the in-memory copy
 
 Outputs (execution reports, market data) belong to whoever called ``process``; they must be
 released only once ``durable_seq`` covers the batch (see ``wait_durable`` / ``on_durable``).
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +37,24 @@ from .journal.writer import DEFAULT_SEGMENT_BYTES, Durability, JournalWriter
 from .schema import COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX, CommandType, OrdType, TimeInForce
 
 log = logging.getLogger("engine.pipeline")
+
+
+class Part(Protocol):
+    """State that follows the core deterministically (a function of the commands and events)
+    and must therefore be snapshotted with it and rebuilt by recovery.
+
+    ``sections`` names its snapshot sections (``"<part>.<name>"``, at most 16 ASCII bytes)
+    and their item dtypes. ``on_batch`` is called after the core ran each batch, with
+    ``live=False`` while recovery replays the journal (nothing must leave the process then).
+    """
+
+    sections: dict[str, np.dtype]
+
+    def on_batch(self, commands: np.ndarray, events: np.ndarray, live: bool) -> None: ...
+
+    def export_state(self) -> dict[str, np.ndarray]: ...
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,13 +95,18 @@ class Engine:
                  segment_bytes: int = DEFAULT_SEGMENT_BYTES, snapshot_every: int = 0,
                  retention: str = "keep", keep_snapshots: int = 2,
                  clock_ns: Callable[[], int] = time.time_ns,
-                 core_factory: Callable[..., Any] | None = None) -> None:
+                 core_factory: Callable[..., Any] | None = None,
+                 parts: tuple[Part, ...] = ()) -> None:
         if snapshot_every < 0:
             raise ValueError("snapshot_every must be >= 0 (0: no automatic snapshots)")
         self.instruments = instruments
         self.retention = retention
         self.keep_snapshots = keep_snapshots
         self.snapshot_every = snapshot_every
+        self.parts = tuple(parts)
+        self._part_sections: dict[str, np.dtype] = {}
+        for part in self.parts:
+            self._part_sections.update(part.sections)
         self._snapshots = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._last_snapshot: Future | None = None
         self._since_snapshot = 0
@@ -117,11 +143,13 @@ class Engine:
             return core, Recovery(0, None, 0, last, time.perf_counter() - t0), 0
         path = self.journal.path
         journal = Journal(path)
-        snap = newest_snapshot(path, self.instruments.digest(), last)
+        snap = newest_snapshot(path, self.instruments.digest(), last, self._part_sections)
         snap_seq, snap_path = 0, None
         if snap is not None and snap[0] >= journal.first_seq - 1:
             snap_seq, state, p = snap
             core.load_state(state)
+            for part in self.parts:
+                part.load_state({k: state["parts"][k] for k in part.sections})
             snap_path = str(p)
         elif journal.first_seq > 1:
             raise JournalError(f"{path}: the journal starts at seq {journal.first_seq} and no"
@@ -129,7 +157,9 @@ class Engine:
         replayed = 0
         last_ts = 0
         for cmds in journal.iter_batches(snap_seq + 1, last, batch=1 << 16):
-            core.process(cmds)
+            events = core.process(cmds)
+            for part in self.parts:
+                part.on_batch(cmds, events, False)
             replayed += len(cmds)
             last_ts = int(cmds["ts_ns"][-1])
         if not replayed:
@@ -163,10 +193,12 @@ class Engine:
             self.sequencer.rewind(self.journal.next_seq)
             raise
         events = self.core.process(commands)                     # 3. match
+        for part in self.parts:
+            part.on_batch(commands, events, True)                # 4. parts
         self._since_snapshot += len(commands)
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every \
                 and self.journal.path is not None:
-            self.snapshot()                                      # 4. snapshot, in background
+            self.snapshot()                                      # 5. snapshot, in background
         return events
 
     @property
@@ -199,6 +231,9 @@ class Engine:
             self._last_snapshot.result()
         seq = self.journal.last_seq
         state = self.core.export_state()
+        state["parts"] = {}
+        for part in self.parts:
+            state["parts"].update(part.export_state())
         self._since_snapshot = 0
         self._last_snapshot = self._snapshots.submit(self._write_snapshot, seq, state)
         return self._last_snapshot

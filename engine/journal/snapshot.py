@@ -55,13 +55,25 @@ SECTIONS: dict[str, np.dtype] = {
 RETENTION = ("keep", "archive", "delete")
 
 
+PART_SEPARATOR = "."   # "gw.accounts": section "accounts" of the part "gw"
+MAX_SECTION_NAME = 16
+
+
 def _state_sections(state: dict) -> list[tuple[str, np.ndarray]]:
-    return [
+    core = [
         ("instruments", state["instruments"]),
         ("orders", state["orders"]),
         ("history", state["history"]),
         ("history_total", np.array([state["history_total"]], dtype="<i8")),
     ]
+    parts = sorted(state.get("parts", {}).items())
+    for name, arr in parts:
+        if PART_SEPARATOR not in name or len(name.encode("ascii")) > MAX_SECTION_NAME:
+            raise ValueError(f"part section names are '<part>.<name>', at most"
+                             f" {MAX_SECTION_NAME} ASCII bytes: {name!r}")
+        if not isinstance(arr, np.ndarray) or arr.ndim != 1:
+            raise ValueError(f"part section {name!r} must be a one-dimensional numpy array")
+    return core + parts
 
 
 def encode_snapshot(seq: int, state: dict, instruments_digest: str,
@@ -72,7 +84,7 @@ def encode_snapshot(seq: int, state: dict, instruments_digest: str,
                           time.time_ns() if created_ns is None else created_ns,
                           digest16(instruments_digest), __version__.encode("ascii")[:12], 0)]
     for name, arr in sections:
-        arr = np.ascontiguousarray(arr, dtype=SECTIONS[name])
+        arr = np.ascontiguousarray(arr, dtype=SECTIONS.get(name, arr.dtype))
         raw = arr.tobytes()
         parts.append(_SECTION.pack(name.encode("ascii"), arr.dtype.itemsize, 0, len(arr)))
         parts.append(raw)
@@ -81,10 +93,17 @@ def encode_snapshot(seq: int, state: dict, instruments_digest: str,
     return body + _TRAILER.pack(TRAILER_MAGIC, _codec.crc32c(body), 0)
 
 
-def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: str
-                    ) -> tuple[int, dict]:
+def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: str,
+                    parts: dict[str, np.dtype] | None = None) -> tuple[int, dict]:
     """(seq, state) from a snapshot file's bytes. JournalCorrupt if damaged, JournalMismatch
-    if written by another format version or for another instrument set."""
+    if written by another format version or for another instrument set.
+
+    ``parts`` names the part sections the caller needs (``"gw.accounts"`` -> item dtype):
+    each must be present with that item size, else JournalMismatch (the snapshot was taken by
+    an engine without that part). Part sections the caller does not name are skipped, so a
+    backtester replays a gateway's journal without knowing the gateway. ``state["parts"]``
+    holds the named ones."""
+    parts = parts or {}
     n = len(data)
     if n < _HEADER.size + _TRAILER.size:
         raise JournalCorrupt(path, 0, f"snapshot is {n} bytes, too short")
@@ -108,20 +127,30 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
             raise JournalCorrupt(path, pos, "section header runs past the end")
         raw_name, itemsize, _, items = _SECTION.unpack_from(data, pos)
         name = raw_name.rstrip(b"\0").decode("ascii", "replace")
-        dtype = SECTIONS.get(name)
-        if dtype is None or dtype.itemsize != itemsize:
+        is_part = PART_SEPARATOR in name
+        dtype = parts.get(name) if is_part else SECTIONS.get(name)
+        if not is_part and (dtype is None or dtype.itemsize != itemsize):
             raise JournalCorrupt(path, pos, f"unknown section {name!r} (item size {itemsize})")
+        if dtype is not None and dtype.itemsize != itemsize:
+            raise JournalMismatch(f"{path}: section {name!r} has items of {itemsize} bytes,"
+                                  f" this engine's are {dtype.itemsize}")
         pos += _SECTION.size
         size = items * itemsize
         if pos + size > n - _TRAILER.size:
             raise JournalCorrupt(path, pos, f"section {name!r} runs past the end")
-        arrays[name] = np.frombuffer(data, dtype=dtype, count=items, offset=pos).copy()
+        if dtype is not None:
+            arrays[name] = np.frombuffer(data, dtype=dtype, count=items, offset=pos).copy()
         pos += size + (-size % 8)
     missing = set(SECTIONS) - set(arrays)
     if missing:
         raise JournalCorrupt(path, pos, f"sections missing: {', '.join(sorted(missing))}")
+    absent = set(parts) - set(arrays)
+    if absent:
+        raise JournalMismatch(f"{path}: snapshot has no {', '.join(sorted(absent))} section"
+                              " (taken by an engine without that part)")
     state = {"instruments": arrays["instruments"], "orders": arrays["orders"],
-             "history": arrays["history"], "history_total": int(arrays["history_total"][0])}
+             "history": arrays["history"], "history_total": int(arrays["history_total"][0]),
+             "parts": {k: arrays[k] for k in parts}}
     return seq, state
 
 
@@ -132,11 +161,13 @@ def write_snapshot(directory: Path, seq: int, state: dict, instruments_digest: s
     return path
 
 
-def read_snapshot(path: Path, instruments_digest: str) -> tuple[int, dict]:
-    return decode_snapshot(path.read_bytes(), path, instruments_digest)
+def read_snapshot(path: Path, instruments_digest: str,
+                  parts: dict[str, np.dtype] | None = None) -> tuple[int, dict]:
+    return decode_snapshot(path.read_bytes(), path, instruments_digest, parts)
 
 
-def newest_snapshot(directory: Path, instruments_digest: str, max_seq: int
+def newest_snapshot(directory: Path, instruments_digest: str, max_seq: int,
+                    parts: dict[str, np.dtype] | None = None
                     ) -> tuple[int, dict, Path] | None:
     """The newest snapshot that verifies and does not run past ``max_seq``; None if none.
 
@@ -147,8 +178,8 @@ def newest_snapshot(directory: Path, instruments_digest: str, max_seq: int
             log.warning("snapshot %s is past the journal's end (seq %d); not used", path, max_seq)
             continue
         try:
-            got, state = read_snapshot(path, instruments_digest)
-        except JournalCorrupt as e:
+            got, state = read_snapshot(path, instruments_digest, parts)
+        except (JournalCorrupt, JournalMismatch) as e:
             log.warning("snapshot not used: %s", e)
             continue
         if got != seq:

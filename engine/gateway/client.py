@@ -1,0 +1,368 @@
+"""A client for the gateway: asyncio first, with a small synchronous wrapper.
+
+Owns the client side of docs/PROTOCOL.md: framing, logon, the last report seen (so a reconnect
+resends exactly what was missed, duplicates dropped), and local books rebuilt from BookSnapshot
+plus BookUpdate. Must never guess an outcome: everything it reports came from the server.
+
+>>> async def main():                                                   # doctest: +SKIP
+...     c = await Client.connect("127.0.0.1", 7001, account=1, api_key="demo-alice-key")
+...     await c.new_order(1, instrument=1, side="buy", qty=10, price=15_000)
+...     print(await c.next_report())
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from .protocol import (
+    HEADER,
+    BookSnapshot,
+    BookUpdate,
+    Cancel,
+    ExecutionReport,
+    Halt,
+    Heartbeat,
+    InstrumentStatus,
+    Logon,
+    LogonAck,
+    LogonReject,
+    Logout,
+    MassCancel,
+    MassCancelReport,
+    NewOrder,
+    Reject,
+    Replace,
+    Resume,
+    ServerHeartbeat,
+    ServerLogout,
+    SetLimits,
+    Subscribe,
+    Trade,
+    Unsubscribe,
+    decode_server,
+    frame,
+)
+
+T = TypeVar("T")
+
+
+class ClientError(Exception):
+    """The server refused the logon, or the connection ended."""
+
+    def __init__(self, text: str, reason: int = 0) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+
+class Book:
+    """A subscriber's copy of the server's top-of-book view for one instrument."""
+
+    def __init__(self, snap: BookSnapshot) -> None:
+        self.instrument = snap.instrument
+        self.md_seq = snap.md_seq
+        self.bids = {p: (q, n) for p, q, n in snap.bids}
+        self.asks = {p: (q, n) for p, q, n in snap.asks}
+
+    def apply(self, upd: BookUpdate) -> None:
+        for side, levels in ((self.bids, upd.bids), (self.asks, upd.asks)):
+            for p, q, n in levels:
+                if q == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = (q, n)
+        self.md_seq = upd.md_seq
+
+    def levels(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """(bids best first, asks best first) as (price, qty, orders), like ``Core.depth``."""
+        return ([(p, *self.bids[p]) for p in sorted(self.bids, reverse=True)],
+                [(p, *self.asks[p]) for p in sorted(self.asks)])
+
+
+class Client:
+    """One logged-on session. Inbound messages are sorted into queues as they arrive:
+    ``reports`` (ExecutionReport, duplicates of a resend dropped), ``trades``, ``rejects``
+    (Reject), ``replies`` (MassCancelReport, InstrumentStatus answers) and ``messages``
+    (everything, in arrival order, if ``keep_all``). ``books`` holds the subscribed books.
+    """
+
+    def __init__(self, host: str, port: int, account: int, api_key: str, *,
+                 cancel_on_disconnect: bool | None = None, keep_all: bool = False) -> None:
+        self.host, self.port = host, port
+        self.account, self._key = account, api_key
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.keep_all = keep_all
+        self.last_report_seq = 0
+        self.logon_ack: LogonAck | None = None
+        self.books: dict[int, Book] = {}
+        self.reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
+        self.trades: asyncio.Queue[Trade] = asyncio.Queue()
+        self.rejects: asyncio.Queue[Reject] = asyncio.Queue()
+        self.replies: asyncio.Queue[Any] = asyncio.Queue()
+        self.messages: asyncio.Queue[Any] = asyncio.Queue()
+        self.logout: ServerLogout | None = None
+        self.closed = asyncio.Event()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+        self._book_waiters: dict[int, asyncio.Future] = {}
+
+    @classmethod
+    async def connect(cls, host: str, port: int, account: int, api_key: str, *,
+                      last_report_seq: int = 0, timeout: float = 10.0, **kw: Any) -> Client:
+        """Connect and log on; raises ClientError if the logon is refused."""
+        c = cls(host, port, account, api_key, **kw)
+        c.last_report_seq = last_report_seq
+        await c._open(timeout)
+        return c
+
+    async def _open(self, timeout: float) -> None:
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), timeout)
+        self.closed.clear()
+        self.logout = None
+        self._writer.write(frame(Logon(account=self.account, api_key=self._key,
+                                       last_report_seq=self.last_report_seq,
+                                       cancel_on_disconnect=self.cancel_on_disconnect)))
+        first = await asyncio.wait_for(self._read(), timeout)
+        if isinstance(first, LogonReject):
+            self._writer.close()
+            raise ClientError(first.text, first.reason)
+        if isinstance(first, ServerLogout):
+            self._writer.close()
+            raise ClientError(first.text, first.reason)
+        if not isinstance(first, LogonAck):
+            self._writer.close()
+            raise ClientError(f"expected LogonAck, got {type(first).__name__}")
+        self.logon_ack = first
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def reconnect(self, timeout: float = 10.0) -> LogonAck:
+        """Log on again after the connection ended: the server resends every report after the
+        last one seen. Returns the new LogonAck."""
+        await self.close()
+        self.books.clear()
+        await self._open(timeout)
+        assert self.logon_ack is not None
+        return self.logon_ack
+
+    async def _read(self) -> Any:
+        assert self._reader is not None
+        head = await self._reader.readexactly(4)
+        (n,) = HEADER.unpack(head)
+        return decode_server(await self._reader.readexactly(n))
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                msg = await self._read()
+                self._dispatch(msg)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            if self._writer is not None:
+                self._writer.close()       # the server ended the session: release the socket
+            self.closed.set()
+
+    def _dispatch(self, msg: Any) -> None:
+        if self.keep_all:
+            self.messages.put_nowait(msg)
+        t = type(msg)
+        if t is ExecutionReport:
+            if msg.report_seq <= self.last_report_seq:
+                return                     # already seen (a resend overlapping a live report)
+            self.last_report_seq = msg.report_seq
+            self.reports.put_nowait(msg)
+        elif t is BookUpdate:
+            book = self.books.get(msg.instrument)
+            if book is not None and msg.md_seq > book.md_seq:
+                book.apply(msg)
+        elif t is BookSnapshot:
+            self.books[msg.instrument] = Book(msg)
+            w = self._book_waiters.pop(msg.instrument, None)
+            if w is not None and not w.done():
+                w.set_result(self.books[msg.instrument])
+        elif t is Trade:
+            self.trades.put_nowait(msg)
+        elif t is Reject:
+            self.rejects.put_nowait(msg)
+        elif t in (MassCancelReport, InstrumentStatus):
+            self.replies.put_nowait(msg)
+        elif t is ServerLogout:
+            self.logout = msg
+        elif t is ServerHeartbeat:
+            pass
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, msg: Any) -> None:
+        """Queue any client message (see engine.gateway.protocol) for sending."""
+        if self._writer is None or self._writer.is_closing():
+            raise ClientError("not connected")
+        self._writer.write(frame(msg))
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes as they are (for tests of the server's handling of bad input)."""
+        assert self._writer is not None
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        assert self._writer is not None
+        await self._writer.drain()
+
+    async def new_order(self, cl_ord_id: int, instrument: int, side: str, qty: int,
+                        price: int = 0, *, ord_type: str = "limit", tif: str = "gtc",
+                        post_only: bool = False) -> None:
+        self.send(NewOrder(cl_ord_id=cl_ord_id, instrument=instrument, side=side,  # type: ignore[arg-type]
+                           qty=qty, price=price, ord_type=ord_type, tif=tif,  # type: ignore[arg-type]
+                           post_only=post_only))
+        await self.drain()
+
+    async def cancel(self, cl_ord_id: int) -> None:
+        self.send(Cancel(cl_ord_id=cl_ord_id))
+        await self.drain()
+
+    async def replace(self, cl_ord_id: int, price: int, qty: int) -> None:
+        self.send(Replace(cl_ord_id=cl_ord_id, price=price, qty=qty))
+        await self.drain()
+
+    async def mass_cancel(self, instrument: int = 0, side: str | None = None,
+                          account: int | None = None, all_accounts: bool = False) -> None:
+        self.send(MassCancel(instrument=instrument, side=side, account=account,  # type: ignore[arg-type]
+                             all_accounts=all_accounts))
+        await self.drain()
+
+    async def halt(self, instrument: int) -> None:
+        self.send(Halt(instrument=instrument))
+        await self.drain()
+
+    async def resume(self, instrument: int) -> None:
+        self.send(Resume(instrument=instrument))
+        await self.drain()
+
+    async def set_limits(self, instrument: int, min_qty: int, max_qty: int) -> None:
+        self.send(SetLimits(instrument=instrument, min_qty=min_qty, max_qty=max_qty))
+        await self.drain()
+
+    async def subscribe(self, instrument: int, timeout: float = 10.0) -> Book:
+        """Subscribe and wait for the instrument's BookSnapshot; returns the live local book."""
+        fut = asyncio.get_running_loop().create_future()
+        self._book_waiters[instrument] = fut
+        self.send(Subscribe(instrument=instrument))
+        await self.drain()
+        return await asyncio.wait_for(fut, timeout)
+
+    async def unsubscribe(self, instrument: int) -> None:
+        self.send(Unsubscribe(instrument=instrument))
+        self.books.pop(instrument, None)
+        await self.drain()
+
+    async def heartbeat(self) -> None:
+        self.send(Heartbeat())
+        await self.drain()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def next_report(self, timeout: float = 10.0) -> ExecutionReport:
+        return await asyncio.wait_for(self.reports.get(), timeout)
+
+    async def reports_until(self, pred: Callable[[ExecutionReport], bool],
+                            timeout: float = 10.0) -> list[ExecutionReport]:
+        """Every report up to and including the first that satisfies ``pred``."""
+        out: list[ExecutionReport] = []
+
+        async def collect() -> None:
+            while True:
+                r = await self.reports.get()
+                out.append(r)
+                if pred(r):
+                    return
+
+        await asyncio.wait_for(collect(), timeout)
+        return out
+
+    async def next_reject(self, timeout: float = 10.0) -> Reject:
+        return await asyncio.wait_for(self.rejects.get(), timeout)
+
+    async def next_reply(self, timeout: float = 10.0) -> Any:
+        return await asyncio.wait_for(self.replies.get(), timeout)
+
+    async def next_trade(self, timeout: float = 10.0) -> Trade:
+        return await asyncio.wait_for(self.trades.get(), timeout)
+
+    # -- ending ----------------------------------------------------------------------------
+
+    async def logout_and_close(self, timeout: float = 5.0) -> None:
+        """Log out (cancel-on-disconnect does not fire) and wait for the server to close."""
+        if self._writer is not None and not self._writer.is_closing():
+            self.send(Logout())
+            try:
+                await asyncio.wait_for(self.closed.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        await self.close()
+
+    async def close(self) -> None:
+        """Drop the connection (without a Logout: cancel-on-disconnect applies)."""
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 5.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None
+
+
+class SyncClient:
+    """The asyncio client behind blocking calls, on an event loop in a background thread.
+
+    >>> c = SyncClient("127.0.0.1", 7001, account=1, api_key="demo-alice-key")  # doctest: +SKIP
+    >>> c.new_order(1, instrument=1, side="buy", qty=10, price=15_000)           # doctest: +SKIP
+    >>> c.next_report().exec_type                                                # doctest: +SKIP
+    'new'
+    """
+
+    def __init__(self, host: str, port: int, account: int, api_key: str, **kw: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="engine-client",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            self.client: Client = self._call(Client.connect(host, port, account, api_key, **kw))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _call(self, coro: Any, timeout: float | None = 30.0) -> Any:
+        fut: Future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if asyncio.iscoroutinefunction(attr):
+            return lambda *a, **k: self._call(attr(*a, **k))
+        return attr
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def close(self) -> None:
+        try:
+            self._call(self.client.logout_and_close())
+        finally:
+            self._stop_loop()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,99 @@
+"""Market data for subscribers: a top-of-book view per instrument, trades, instrument status.
+
+Owns the per-instrument market-data sequence and the view each BookUpdate is a difference
+against, so that a BookSnapshot followed by every later BookUpdate equals the core's top
+``depth`` levels. Must never change engine state; it only reads the core after each batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..schema import EventType
+from .protocol import BookSnapshot, BookUpdate, InstrumentStatus, Trade, frame
+
+Level = tuple[int, int, int]            # price (ticks), open qty (lots), orders
+_SIDE = {1: "buy", 2: "sell"}
+_STATE = {1: "open", 2: "halted"}
+
+
+def _diff(old: dict[int, Level], new: list[Level]) -> tuple[dict[int, Level], list[Level]]:
+    now = {lv[0]: lv for lv in new}
+    changed = [lv for p, lv in now.items() if old.get(p) != lv]
+    changed += [(p, 0, 0) for p in old if p not in now]
+    return now, changed
+
+
+class MarketData:
+    """Views of the subscribed instruments, kept current batch by batch.
+
+    ``on_batch`` returns ``(instrument, frame)`` pairs in the order they must go out: for each
+    instrument, its trades and status changes in event order, then one BookUpdate with every
+    level of the view that changed over the batch (qty 0: it left the view).
+    """
+
+    def __init__(self, core: Any, depth: int = 10) -> None:
+        self.core = core
+        self.depth = depth
+        self.md_seq: dict[int, int] = {}
+        self._bids: dict[int, dict[int, Level]] = {}
+        self._asks: dict[int, dict[int, Level]] = {}
+
+    def watch(self, instrument: int) -> None:
+        """Start keeping a view of ``instrument`` (the first subscriber arrived)."""
+        if instrument not in self._bids:
+            bids, asks = self.core.depth(instrument, self.depth)
+            self._bids[instrument] = {lv[0]: lv for lv in bids}
+            self._asks[instrument] = {lv[0]: lv for lv in asks}
+            self.md_seq.setdefault(instrument, 0)
+
+    def unwatch(self, instrument: int) -> None:
+        self._bids.pop(instrument, None)
+        self._asks.pop(instrument, None)
+
+    def snapshot(self, instrument: int) -> bytes:
+        self.watch(instrument)
+        bids = sorted(self._bids[instrument].values(), key=lambda lv: -lv[0])
+        asks = sorted(self._asks[instrument].values(), key=lambda lv: lv[0])
+        return frame(BookSnapshot(instrument=instrument, md_seq=self.md_seq[instrument],
+                                  depth=self.depth, bids=bids, asks=asks))
+
+    def _next(self, instrument: int) -> int:
+        n = self.md_seq.get(instrument, 0) + 1
+        self.md_seq[instrument] = n
+        return n
+
+    def on_batch(self, events: np.ndarray) -> list[tuple[int, bytes]]:
+        if not self._bids or not len(events):
+            return []
+        watched = self._bids
+        mask = np.isin(events["instrument"], np.fromiter(watched, dtype=np.uint32))
+        if not mask.any():
+            return []
+        ev = events[mask]
+        out: list[tuple[int, bytes]] = []
+        kinds = ev["type"]
+        for i in np.flatnonzero((kinds == EventType.TRADE) | (kinds == 6)).tolist():
+            e = ev[i]
+            inst = int(e["instrument"])
+            if e["type"] == EventType.TRADE:
+                out.append((inst, frame(Trade(
+                    instrument=inst, md_seq=self._next(inst), seq=int(e["seq"]),
+                    ts_ns=int(e["ts_ns"]), price=int(e["price"]), qty=int(e["qty"]),
+                    aggressor=_SIDE.get(int(e["side"]), "")))))
+            else:                                  # 6: EventType.INSTRUMENT_STATE
+                out.append((inst, frame(InstrumentStatus(
+                    instrument=inst, md_seq=self._next(inst), seq=int(e["seq"]),
+                    trading_state=_STATE.get(int(e["reason"]), str(int(e["reason"]))),
+                    min_qty=int(e["price"]), max_qty=int(e["qty"])))))
+        for inst in sorted(set(ev["instrument"].tolist())):
+            bids, asks = self.core.depth(inst, self.depth)
+            self._bids[inst], bid_changes = _diff(self._bids[inst], bids)
+            self._asks[inst], ask_changes = _diff(self._asks[inst], asks)
+            if bid_changes or ask_changes:
+                bid_changes.sort(key=lambda lv: -lv[0])
+                ask_changes.sort(key=lambda lv: lv[0])
+                out.append((inst, frame(BookUpdate(instrument=inst, md_seq=self._next(inst),
+                                                   bids=bid_changes, asks=ask_changes))))
+        return out

@@ -1,0 +1,267 @@
+"""The wire protocol: every message as a typed msgspec Struct, and the framing around them.
+
+Owns the message shapes and their field constraints (docs/PROTOCOL.md is their prose twin) and
+the one encoder and decoders built from them. Must never hold session or engine state.
+
+Framing: a 4-byte big-endian unsigned length, then that many bytes of MessagePack: a map whose
+``"type"`` field names the message. Prices are integer ticks and quantities integer lots of the
+instrument (LogonAck lists every instrument's tick and lot size), so the wire is exact.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+__all__ = [
+    "MAX_FRAME", "HEADER", "ClientMessage", "ServerMessage", "encode", "frame",
+    "decode_client", "decode_server", "Logon", "NewOrder", "Cancel", "Replace", "MassCancel",
+    "Subscribe", "Unsubscribe", "Heartbeat", "Logout", "Halt", "Resume", "SetLimits",
+    "LogonAck", "LogonReject", "ExecutionReport", "BookSnapshot", "BookUpdate", "Trade",
+    "InstrumentStatus", "MassCancelReport", "Reject", "InstrumentInfo",
+]
+
+MAX_FRAME = 1 << 16          # the default largest body a server accepts (configurable)
+HEADER = struct.Struct(">I")
+
+U32 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 32) - 1)]
+I64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+AccountId = Annotated[int, msgspec.Meta(ge=1, le=(1 << 31) - 1)]
+ClOrdId = Annotated[int, msgspec.Meta(ge=1, le=(1 << 32) - 1)]
+Side = Literal["buy", "sell"]
+OrdTypeName = Literal["limit", "market"]
+TifName = Literal["gtc", "ioc", "fok"]
+
+
+class _Client(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+    """Client -> server. Unknown fields are refused (a typo must not pass silently)."""
+
+
+class _Server(msgspec.Struct, tag_field="type", omit_defaults=True):
+    """Server -> client. Fields equal to their default are left out of the encoding."""
+
+
+# -- client messages ------------------------------------------------------------------------------
+
+class Logon(_Client, tag="Logon"):
+    account: AccountId
+    api_key: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    last_report_seq: Seq = 0          # the last ExecutionReport.report_seq seen: resend after it
+    cancel_on_disconnect: bool | None = None   # None: the account's configured default
+
+
+class NewOrder(_Client, tag="NewOrder"):
+    cl_ord_id: ClOrdId                # the client's id, unique among the account's live orders
+    instrument: U32
+    side: Side
+    qty: I64                          # lots
+    price: I64 = 0                    # ticks; ignored for market orders
+    ord_type: OrdTypeName = "limit"
+    tif: TifName = "gtc"
+    post_only: bool = False
+
+
+class Cancel(_Client, tag="Cancel"):
+    cl_ord_id: ClOrdId
+
+
+class Replace(_Client, tag="Replace"):
+    cl_ord_id: ClOrdId
+    price: I64
+    qty: I64                          # the new total quantity, filled part included
+
+
+class MassCancel(_Client, tag="MassCancel"):
+    instrument: U32 = 0               # 0: every instrument
+    side: Side | None = None          # None: both sides
+    account: AccountId | None = None  # admin only: another account's orders
+    all_accounts: bool = False        # admin only: everyone's orders
+
+
+class Subscribe(_Client, tag="Subscribe"):
+    instrument: U32
+
+
+class Unsubscribe(_Client, tag="Unsubscribe"):
+    instrument: U32
+
+
+class Heartbeat(_Client, tag="Heartbeat"):
+    pass
+
+
+class Logout(_Client, tag="Logout"):
+    pass
+
+
+class Halt(_Client, tag="Halt"):
+    instrument: U32
+
+
+class Resume(_Client, tag="Resume"):
+    instrument: U32
+
+
+class SetLimits(_Client, tag="SetLimits"):
+    instrument: U32
+    min_qty: I64                      # lots
+    max_qty: I64
+
+
+ClientMessage = Union[Logon, NewOrder, Cancel, Replace, MassCancel, Subscribe, Unsubscribe,
+                      Heartbeat, Logout, Halt, Resume, SetLimits]
+
+
+# -- server messages ------------------------------------------------------------------------------
+
+class InstrumentInfo(msgspec.Struct, omit_defaults=True):
+    id: int
+    symbol: str
+    asset_class: str
+    tick_size: str                    # decimals as strings: price = ticks * tick_size
+    lot_size: str                     # qty = lots * lot_size
+    multiplier: str
+    currency: str
+    min_qty: int                      # lots
+    max_qty: int
+
+
+class LogonAck(_Server, tag="LogonAck"):
+    account: int
+    role: str                         # "trader" or "admin"
+    next_report_seq: int              # the report_seq the next live ExecutionReport will carry
+    heartbeat_s: float
+    idle_timeout_s: float
+    cancel_on_disconnect: bool
+    instruments: list[InstrumentInfo]
+    resent: int = 0                   # reports resent after last_report_seq, right after this
+    lost_before: int = 0              # reports up to this seq can no longer be resent (0: none)
+
+
+class LogonReject(_Server, tag="LogonReject"):
+    reason: int
+    text: str
+
+
+class ExecutionReport(_Server, tag="ExecutionReport"):
+    report_seq: int                   # per account, gap-free from 1
+    seq: int                          # the journal sequence number of the command behind it
+    ts_ns: int
+    exec_type: str                    # new | trade | cancelled | replaced | rejected
+    request: str                      # new | cancel | replace | mass_cancel: what caused it
+    cl_ord_id: int
+    instrument: int
+    side: str = ""                    # "" for a rejected cancel/replace of an unknown order
+    status: str = ""                  # new | partially_filled | filled | cancelled | rejected
+    price: int = 0                    # the order's limit price (ticks)
+    qty: int = 0                      # the order's total quantity (lots)
+    leaves_qty: int = 0
+    cum_qty: int = 0
+    cum_notional: int = 0             # sum of fill price * fill qty, ticks x lots
+    avg_price: float = 0.0            # cum_notional / cum_qty, in ticks
+    last_price: int = 0               # trade: this fill
+    last_qty: int = 0
+    liquidity: str = ""               # trade: "taker" or "maker"
+    reason: int = 0                   # rejected: engine.Reason; cancelled: engine.CancelCause
+
+
+class BookSnapshot(_Server, tag="BookSnapshot"):
+    instrument: int
+    md_seq: int                       # per instrument; updates continue from here
+    depth: int                        # levels per side kept in view
+    bids: list[tuple[int, int, int]]  # (price, qty, orders), best first
+    asks: list[tuple[int, int, int]]
+
+
+class BookUpdate(_Server, tag="BookUpdate"):
+    instrument: int
+    md_seq: int
+    bids: list[tuple[int, int, int]] = []   # changed levels; qty 0 = the level left the view
+    asks: list[tuple[int, int, int]] = []
+
+
+class Trade(_Server, tag="Trade"):
+    instrument: int
+    md_seq: int
+    seq: int
+    ts_ns: int
+    price: int
+    qty: int
+    aggressor: str                    # the taker's side
+
+
+class InstrumentStatus(_Server, tag="InstrumentStatus"):
+    instrument: int
+    md_seq: int
+    trading_state: str                # open | halted
+    min_qty: int
+    max_qty: int
+    seq: int = 0
+
+
+class MassCancelReport(_Server, tag="MassCancelReport"):
+    seq: int
+    cancelled: int
+    instrument: int = 0
+    side: str = ""
+    account: int = 0
+    all_accounts: bool = False
+
+
+class ServerHeartbeat(_Server, tag="Heartbeat"):
+    pass
+
+
+class Reject(_Server, tag="Reject"):
+    reason: int                       # engine.Reason (3xxx: gateway; 1xxx: the core)
+    text: str
+    ref_type: str = ""                # the refused message's type, when it could be read
+    cl_ord_id: int = 0
+
+
+class ServerLogout(_Server, tag="Logout"):
+    reason: int
+    text: str
+
+
+ServerMessage = Union[LogonAck, LogonReject, ExecutionReport, BookSnapshot, BookUpdate, Trade,
+                      InstrumentStatus, MassCancelReport, ServerHeartbeat, Reject, ServerLogout]
+
+_encoder = msgspec.msgpack.Encoder()
+_client_decoder = msgspec.msgpack.Decoder(ClientMessage)
+_server_decoder = msgspec.msgpack.Decoder(ServerMessage)
+_any_decoder = msgspec.msgpack.Decoder()
+CLIENT_TYPES = frozenset(t.__struct_config__.tag for t in ClientMessage.__args__)
+
+
+def encode(msg: msgspec.Struct) -> bytes:
+    """The MessagePack body of ``msg`` (no length prefix)."""
+    return _encoder.encode(msg)
+
+
+def frame(msg: msgspec.Struct) -> bytes:
+    """One whole frame: the 4-byte big-endian length, then the body."""
+    body = _encoder.encode(msg)
+    return HEADER.pack(len(body)) + body
+
+
+def decode_client(body: bytes | memoryview) -> ClientMessage:
+    """A client message; msgspec.DecodeError / ValidationError if it is not one."""
+    return _client_decoder.decode(body)
+
+
+def decode_server(body: bytes | memoryview) -> ServerMessage:
+    return _server_decoder.decode(body)
+
+
+def message_type(body: bytes | memoryview) -> str | None:
+    """The ``"type"`` of a body that failed to decode as a message: None if it is not a map
+    with a string ``"type"``."""
+    try:
+        raw = _any_decoder.decode(body)
+    except msgspec.DecodeError:
+        return None
+    t = raw.get("type") if isinstance(raw, dict) else None
+    return t if isinstance(t, str) else None

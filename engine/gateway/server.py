@@ -1,0 +1,593 @@
+"""The TCP server: sessions on asyncio (uvloop), batches into the engine, outputs released when
+durable.
+
+Owns connections, logon and rights, per-connection limits, the release queue and the
+per-account store of sent reports. Every command goes through ``engine.pipeline.Engine``
+(sequencer -> journal -> core -> parts); this module never changes engine state any other way,
+never sends an output before the journal's durability policy covers its command, and never
+dies of a client's bytes.
+
+    1. read       frames from every connection that had data in this turn of the event loop
+    2. check      decode (msgspec), logon, rights, rate limit; refusals get a Reject at once
+    3. batch      the turn's commands, from all connections, as one COMMAND_DTYPE array
+    4. engine     Engine.process: stamp, journal, match; ReportBuilder numbers the reports
+    5. outputs    reports, market data and replies join the release queue behind the batch's
+                  last sequence number, and go out once the journal says it is durable
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from ..config import AccountConfig, EngineConfig
+from ..instruments import InstrumentSet
+from ..journal.format import JournalError
+from ..pipeline import Engine
+from ..schema import COMMAND_DTYPE, CommandType, EventType, Reason
+from . import auth
+from .marketdata import MarketData
+from .protocol import (
+    HEADER,
+    Cancel,
+    Halt,
+    Heartbeat,
+    InstrumentInfo,
+    Logon,
+    LogonAck,
+    LogonReject,
+    Logout,
+    MassCancel,
+    MassCancelReport,
+    NewOrder,
+    Reject,
+    Replace,
+    Resume,
+    ServerHeartbeat,
+    ServerLogout,
+    CLIENT_TYPES,
+    InstrumentStatus,
+    SetLimits,
+    Subscribe,
+    Unsubscribe,
+    decode_client,
+    frame,
+    message_type,
+)
+from .reports import CL_ORD_ID_MASK, ReportBuilder, order_id_for
+
+log = logging.getLogger("engine.gateway")
+
+# one command record, as COMMAND_DTYPE lays it out (seq and ts_ns are stamped by the sequencer)
+_CMD = struct.Struct("<qqqqqIIBBBBHH")
+assert _CMD.size == COMMAND_DTYPE.itemsize
+
+_SIDE = {"buy": 1, "sell": 2}
+_ORD_TYPE = {"limit": 1, "market": 2}
+_TIF = {"gtc": 1, "ioc": 2, "fok": 3}
+CMD_MASS_CANCEL, CMD_HALT, CMD_RESUME, CMD_SET_LIMITS = 4, 5, 6, 7
+FLAG_ALL_ACCOUNTS = 2
+
+# release-queue targets
+_TO_ACCOUNT, _TO_SESSION, _TO_SUBSCRIBERS = 0, 1, 2
+
+
+class ReportStore:
+    """The execution reports released to each account, newest ``capacity`` kept for resends.
+
+    ``released[account]`` is the last report_seq handed out (sent, or kept for a session that
+    is not connected); after a restart it starts from the recovered numbering, with nothing
+    kept before it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.kept: dict[int, deque[tuple[int, bytes]]] = {}
+        self.released: dict[int, int] = {}
+
+    def add(self, account: int, report_seq: int, data: bytes) -> None:
+        self.released[account] = report_seq
+        if self.capacity:
+            q = self.kept.get(account)
+            if q is None:
+                q = self.kept[account] = deque(maxlen=self.capacity)
+            q.append((report_seq, data))
+
+    def since(self, account: int, last_seen: int) -> tuple[list[bytes], int]:
+        """The kept frames after ``last_seen`` and the last report_seq that can no longer be
+        resent (0: nothing missing)."""
+        top = self.released.get(account, 0)
+        if last_seen >= top:
+            return [], 0
+        q = self.kept.get(account) or deque()
+        first = q[0][0] if q else top + 1
+        lost = first - 1 if last_seen + 1 < first else 0
+        return [data for seq, data in q if seq > last_seen], lost
+
+
+class Session(asyncio.Protocol):
+    """One TCP connection. Reads frames, answers what it can at once, hands commands to the
+    server's batch."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.account: AccountConfig | None = None
+        self.cancel_on_disconnect = False
+        self.logged_out = False
+        self.closing = False
+        self.subscriptions: set[int] = set()
+        self._buf = bytearray()
+        self._tokens = float(server.gw.msg_burst)
+        self._refill = time.monotonic()
+        self.last_recv = self.last_sent = time.monotonic()
+
+    # -- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not self.server.admit(self):
+            self.close(Reason.GATEWAY_TOO_MANY_SESSIONS,
+                       f"the server has {self.server.gw.max_sessions} sessions already")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.forget(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        now = time.monotonic()
+        self.last_recv = now
+        buf = self._buf
+        buf += data
+        limit = self.server.gw.max_frame_bytes
+        pos, end = 0, len(buf)
+        gw = self.server.gw
+        self._tokens = min(float(gw.msg_burst),
+                           self._tokens + (now - self._refill) * gw.max_msgs_per_s)
+        self._refill = now
+        while end - pos >= 4:
+            (n,) = HEADER.unpack_from(buf, pos)
+            if n > limit:
+                self.close(Reason.GATEWAY_FRAME_TOO_LARGE,
+                           f"frame of {n} bytes; the limit is {limit}")
+                return
+            if end - pos - 4 < n:
+                break
+            body = bytes(buf[pos + 4:pos + 4 + n])
+            pos += 4 + n
+            self.handle(body)
+            if self.closing:
+                return
+        if pos:
+            del buf[:pos]
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def handle(self, body: bytes) -> None:
+        try:
+            msg = decode_client(body)
+        except msgspec.ValidationError as e:
+            t = message_type(body)
+            if t is None:
+                self.reject(Reason.GATEWAY_MALFORMED, f"not a message (a map with a 'type'): {e}")
+            elif t not in CLIENT_TYPES:
+                self.reject(Reason.GATEWAY_UNKNOWN_MESSAGE, f"unknown message type {t!r}", t)
+            else:
+                self.reject(Reason.GATEWAY_INVALID_FIELD, str(e), t)
+            return
+        except msgspec.DecodeError as e:
+            self.reject(Reason.GATEWAY_MALFORMED, f"not MessagePack: {e}")
+            return
+        if self._tokens < 1.0:
+            self.reject(Reason.GATEWAY_RATE_LIMITED,
+                        f"more than {self.server.gw.max_msgs_per_s} messages/s",
+                        type(msg).__name__, getattr(msg, "cl_ord_id", 0))
+            return
+        self._tokens -= 1.0
+        if self.account is None:
+            if isinstance(msg, Logon):
+                self.server.logon(self, msg)
+            else:
+                self.reject(Reason.GATEWAY_NOT_LOGGED_ON, "send Logon first",
+                            type(msg).__name__, getattr(msg, "cl_ord_id", 0))
+            return
+        self.server.on_message(self, msg)
+
+    def reject(self, reason: int, text: str, ref_type: str = "", cl_ord_id: int = 0) -> None:
+        self.send(frame(Reject(reason=int(reason), text=text, ref_type=ref_type,
+                               cl_ord_id=cl_ord_id)))
+
+    def send(self, data: bytes) -> None:
+        t = self.transport
+        if t is None or self.closing:
+            return
+        t.write(data)
+        self.last_sent = time.monotonic()
+        if t.get_write_buffer_size() > self.server.gw.send_buffer_bytes:
+            self.close(Reason.GATEWAY_SLOW_CONSUMER,
+                       f"more than {self.server.gw.send_buffer_bytes} bytes unread")
+
+    def close(self, reason: int, text: str) -> None:
+        """Say why in a Logout frame, then close (abort if the peer does not read it)."""
+        t = self.transport
+        if t is None or self.closing:
+            return
+        t.write(frame(ServerLogout(reason=int(reason), text=text)))
+        self.closing = True
+        log.info("session %s (%s): closed: %s", self.peer,
+                 self.account.name if self.account else "not logged on", text)
+        t.close()
+        self.server.loop.call_later(5.0, t.abort)
+        self.server.forget(self)      # gone for routing now, even while the Logout drains
+
+
+class Server:
+    """The gateway: one Engine, many sessions, one event loop.
+
+    >>> server = Server(default_config(), journal_dir="var/journal")   # doctest: +SKIP
+    >>> port = await server.start("127.0.0.1", 0)                      # doctest: +SKIP
+    """
+
+    def __init__(self, config: EngineConfig, *, journal_dir: str | os.PathLike[str] | None = None,
+                 durability: str | None = None, clock_ns: Callable[[], int] = time.time_ns,
+                 **engine_kwargs: Any) -> None:
+        self.config = config
+        self.gw = config.gateway
+        self.instruments = InstrumentSet.from_config(config)
+        self.accounts = {a.id: a for a in config.accounts}
+        self.reports = ReportBuilder()
+        self.engine = Engine.from_config(config, journal_dir=journal_dir,
+                                         durability=durability,  # type: ignore[arg-type]
+                                         clock_ns=clock_ns, parts=(self.reports,),
+                                         **engine_kwargs)
+        self.store = ReportStore(self.gw.report_store)
+        self.store.released.update(self.reports.last)
+        self.md = MarketData(self.engine.core, self.gw.book_depth)
+        self.instrument_info = [InstrumentInfo(
+            id=i.id, symbol=i.symbol, asset_class=i.config.asset_class,
+            tick_size=str(i.tick_size), lot_size=str(i.lot_size),
+            multiplier=str(i.config.multiplier), currency=i.config.currency,
+            min_qty=i.min_lots, max_qty=i.max_lots) for i in self.instruments]
+        self.sessions: set[Session] = set()
+        self.by_account: dict[int, Session] = {}
+        self.subscribers: dict[int, set[Session]] = {}
+        self._batch = bytearray()
+        self._replies: list[tuple[int, Session, Any]] = []   # (index in batch, requester, msg)
+        self._flush_scheduled = False
+        self._outq: deque[tuple[int, int, Any, bytes]] = deque()
+        self._durable = self.engine.durable_seq
+        self.stopped: JournalError | None = None
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._server: asyncio.base_events.Server | None = None
+        self._ticker: asyncio.Task | None = None
+        self.stats = {"batches": 0, "commands": 0}
+
+    # -- starting and stopping -----------------------------------------------------------------
+
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        """Listen; returns the port (pass 0 for a free one)."""
+        self.loop = asyncio.get_running_loop()
+        self.engine.on_durable(self._durable_from_thread)
+        self._server = await self.loop.create_server(
+            lambda: Session(self), self.gw.host if host is None else host,
+            self.gw.port if port is None else port, reuse_address=True)
+        self._ticker = self.loop.create_task(self._tick())
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening, log every session out, release what is durable, close the journal."""
+        if self._server is not None:
+            self._server.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._batch:
+            self._flush()
+        if self.stopped is None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.engine.wait_durable, self.engine.last_seq, 30.0)
+            except JournalError:
+                pass
+            self._durable = max(self._durable, self.engine.durable_seq)
+            self._release()
+        for s in list(self.sessions):
+            s.close(Reason.GATEWAY_SHUTTING_DOWN, "the server is shutting down")
+        await asyncio.sleep(0)        # let the transports flush their Logout frames
+        self.engine.close()
+
+    def admit(self, session: Session) -> bool:
+        if len(self.sessions) >= self.gw.max_sessions:
+            return False
+        self.sessions.add(session)
+        return True
+
+    def forget(self, session: Session) -> None:
+        self.sessions.discard(session)
+        for inst in session.subscriptions:
+            subs = self.subscribers.get(inst)
+            if subs is not None:
+                subs.discard(session)
+                if not subs:
+                    del self.subscribers[inst]
+                    self.md.unwatch(inst)
+        acct = session.account
+        if acct is not None and self.by_account.get(acct.id) is session:
+            del self.by_account[acct.id]
+            log.info("session %s (%s): ended", session.peer, acct.name)
+            if session.cancel_on_disconnect and not session.logged_out and self.stopped is None:
+                self._add(_CMD.pack(0, 0, 0, 0, 0, 0, acct.id, CMD_MASS_CANCEL, 0, 0, 0, 0, 0))
+
+    # -- logon and messages ----------------------------------------------------------------------
+
+    def logon(self, s: Session, msg: Logon) -> None:
+        acct = self.accounts.get(msg.account)
+        ok = auth.verify(msg.api_key, acct.api_key_hash if acct else auth.DUMMY_STORED)
+        if acct is None or not ok:
+            log.warning("session %s: logon refused for account %d", s.peer, msg.account)
+            s.send(frame(LogonReject(reason=Reason.GATEWAY_AUTH_FAILED,
+                                     text="unknown account or wrong API key")))
+            return
+        if acct.id in self.by_account:
+            s.send(frame(LogonReject(reason=Reason.GATEWAY_ACCOUNT_IN_USE,
+                                     text=f"account {acct.id} is logged on on another"
+                                          " connection")))
+            return
+        if self.stopped is not None:
+            s.send(frame(LogonReject(reason=Reason.GATEWAY_ENGINE_STOPPED, text=str(self.stopped))))
+            return
+        s.account = acct
+        s.cancel_on_disconnect = (acct.cancel_on_disconnect if msg.cancel_on_disconnect is None
+                                  else msg.cancel_on_disconnect)
+        self.by_account[acct.id] = s
+        resend, lost = self.store.since(acct.id, msg.last_report_seq)
+        s.send(frame(LogonAck(
+            account=acct.id, role=acct.role,
+            next_report_seq=self.store.released.get(acct.id, 0) + 1,
+            heartbeat_s=self.gw.heartbeat_ms / 1000, idle_timeout_s=self.gw.idle_timeout_ms / 1000,
+            cancel_on_disconnect=s.cancel_on_disconnect, instruments=self.instrument_info,
+            resent=len(resend), lost_before=lost)))
+        for data in resend:
+            s.send(data)
+        log.info("session %s: %s (account %d) logged on, %d reports resent", s.peer, acct.name,
+                 acct.id, len(resend))
+
+    def on_message(self, s: Session, msg: Any) -> None:
+        acct = s.account
+        assert acct is not None
+        if self.stopped is not None and not isinstance(msg, (Heartbeat, Logout)):
+            s.reject(Reason.GATEWAY_ENGINE_STOPPED, str(self.stopped), type(msg).__name__,
+                     getattr(msg, "cl_ord_id", 0))
+            return
+        t = type(msg)
+        if t is NewOrder:
+            self._add(_CMD.pack(0, 0, order_id_for(acct.id, msg.cl_ord_id), msg.price, msg.qty,
+                                msg.instrument, acct.id, CommandType.NEW, _SIDE[msg.side],
+                                _ORD_TYPE[msg.ord_type], _TIF[msg.tif], int(msg.post_only), 0))
+        elif t is Cancel:
+            self._add(_CMD.pack(0, 0, order_id_for(acct.id, msg.cl_ord_id), 0, 0, 0, acct.id,
+                                CommandType.CANCEL, 0, 0, 0, 0, 0))
+        elif t is Replace:
+            self._add(_CMD.pack(0, 0, order_id_for(acct.id, msg.cl_ord_id), msg.price, msg.qty,
+                                0, acct.id, CommandType.REPLACE, 0, 0, 0, 0, 0))
+        elif t is MassCancel:
+            if (msg.account not in (None, acct.id) or msg.all_accounts) and acct.role != "admin":
+                s.reject(Reason.GATEWAY_NOT_AUTHORIZED,
+                         "only an admin may mass-cancel other accounts' orders", "MassCancel")
+                return
+            target = acct.id if msg.account is None else msg.account
+            self._replies.append((len(self._batch) // _CMD.size, s, msg))
+            self._add(_CMD.pack(0, 0, 0, 0, 0, msg.instrument, target, CMD_MASS_CANCEL,
+                                _SIDE.get(msg.side or "", 0), 0, 0,
+                                FLAG_ALL_ACCOUNTS if msg.all_accounts else 0, 0))
+        elif t in (Halt, Resume, SetLimits):
+            if acct.role != "admin":
+                s.reject(Reason.GATEWAY_NOT_AUTHORIZED, f"{t.__name__} is an admin action",
+                         t.__name__)
+                return
+            self._replies.append((len(self._batch) // _CMD.size, s, msg))
+            if t is SetLimits:
+                self._add(_CMD.pack(0, 0, 0, msg.min_qty, msg.max_qty, msg.instrument, acct.id,
+                                    CMD_SET_LIMITS, 0, 0, 0, 0, 0))
+            else:
+                self._add(_CMD.pack(0, 0, 0, 0, 0, msg.instrument, acct.id,
+                                    CMD_HALT if t is Halt else CMD_RESUME, 0, 0, 0, 0, 0))
+        elif t is Subscribe:
+            if msg.instrument not in self.instruments:
+                s.reject(Reason.GATEWAY_UNKNOWN_INSTRUMENT,
+                         f"no instrument {msg.instrument}", "Subscribe")
+                return
+            if msg.instrument not in s.subscriptions:
+                self._flush()         # the snapshot must follow every earlier command
+                s.subscriptions.add(msg.instrument)
+                self.subscribers.setdefault(msg.instrument, set()).add(s)
+                self._queue(_TO_SESSION, s, self.md.snapshot(msg.instrument))
+        elif t is Unsubscribe:
+            if msg.instrument in s.subscriptions:
+                s.subscriptions.discard(msg.instrument)
+                subs = self.subscribers.get(msg.instrument)
+                if subs is not None:
+                    subs.discard(s)
+                    if not subs:
+                        del self.subscribers[msg.instrument]
+                        self.md.unwatch(msg.instrument)
+        elif t is Logout:
+            s.logged_out = True
+            s.close(Reason.GATEWAY_LOGOUT, "logged out")
+        # Heartbeat: receiving it already counted as activity
+
+    # -- the batch -------------------------------------------------------------------------------
+
+    def _add(self, record: bytes) -> None:
+        self._batch += record
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._batch:
+            return
+        cmds = np.frombuffer(self._batch, dtype=COMMAND_DTYPE).copy()
+        replies, self._replies = self._replies, []
+        self._batch = bytearray()
+        try:
+            events = self.engine.process(cmds)
+        except JournalError as e:
+            self._engine_stopped(e)
+            return
+        self.stats["batches"] += 1
+        self.stats["commands"] += len(cmds)
+        release = int(cmds["seq"][-1])
+        q = self._outq
+        for account, report_seq, data in self.reports.take():
+            q.append((release, _TO_ACCOUNT, (account, report_seq), data))
+        if replies:
+            self._answer(cmds, events, replies, release)
+        for inst, data in self.md.on_batch(events):
+            subs = self.subscribers.get(inst)
+            if subs:
+                q.append((release, _TO_SUBSCRIBERS, tuple(subs), data))
+        self._release()
+
+    def _answer(self, cmds: np.ndarray, events: np.ndarray,
+                replies: list[tuple[int, Session, Any]], release: int) -> None:
+        """Replies to mass cancels and admin actions: what happened to the requester's command."""
+        seqs = events["seq"]
+        for index, s, msg in replies:
+            seq = int(cmds["seq"][index])
+            mine = events[seqs == seq]
+            rejected = mine[mine["type"] == EventType.REJECTED]
+            if len(rejected):
+                self._queue(_TO_SESSION, s, frame(Reject(
+                    reason=int(rejected["reason"][0]), text=Reason(int(rejected["reason"][0])).name,
+                    ref_type=type(msg).__name__)), release)
+            elif isinstance(msg, MassCancel):
+                self._queue(_TO_SESSION, s, frame(MassCancelReport(
+                    seq=seq, cancelled=int(np.count_nonzero(mine["type"] == EventType.CANCELLED)),
+                    instrument=msg.instrument, side=msg.side or "",
+                    account=int(cmds["account"][index]), all_accounts=msg.all_accounts)), release)
+            elif len(mine):
+                e = mine[0]
+                self._queue(_TO_SESSION, s, frame(InstrumentStatus(
+                    instrument=int(e["instrument"]), md_seq=self.md.md_seq.get(
+                        int(e["instrument"]), 0), seq=seq,
+                    trading_state={1: "open", 2: "halted"}.get(int(e["reason"]), "?"),
+                    min_qty=int(e["price"]), max_qty=int(e["qty"]))), release)
+
+    def _queue(self, kind: int, target: Any, data: bytes, release: int | None = None) -> None:
+        self._outq.append((self.engine.last_seq if release is None else release, kind, target,
+                           data))
+        self._release()
+
+    # -- releasing outputs once durable ------------------------------------------------------
+
+    def _durable_from_thread(self, seq: int) -> None:
+        # called by the journal (its fsync thread with "fsync"), holding its lock: only hand the
+        # number over to the loop
+        try:
+            self.loop.call_soon_threadsafe(self._durable_advanced, seq)
+        except RuntimeError:
+            pass                      # the loop is closed: nothing left to release
+
+    def _durable_advanced(self, seq: int) -> None:
+        if seq > self._durable:
+            self._durable = seq
+            self._release()
+
+    def _release(self) -> None:
+        q = self._outq
+        durable = max(self._durable, self.engine.durable_seq)
+        self._durable = durable
+        store, by_account = self.store, self.by_account
+        while q and q[0][0] <= durable:
+            _, kind, target, data = q.popleft()
+            if kind == _TO_ACCOUNT:
+                account, report_seq = target
+                store.add(account, report_seq, data)
+                s = by_account.get(account)
+                if s is not None:
+                    s.send(data)
+            elif kind == _TO_SESSION:
+                target.send(data)
+            else:
+                for s in target:
+                    s.send(data)
+
+    def _engine_stopped(self, e: JournalError) -> None:
+        """The journal failed: nothing more is accepted; what is durable still goes out."""
+        log.error("intake stopped: %s", e)
+        self.stopped = e
+        self._release()
+        for s in list(self.sessions):
+            s.close(Reason.GATEWAY_ENGINE_STOPPED, f"the engine stopped: {e}")
+
+    # -- heartbeats and idle sessions ------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        hb = self.gw.heartbeat_ms / 1000
+        idle = self.gw.idle_timeout_ms / 1000
+        period = max(0.005, min(hb, idle) / 4)
+        beat = frame(ServerHeartbeat())
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for s in list(self.sessions):
+                if s.closing:
+                    continue
+                if now - s.last_recv > idle:
+                    s.close(Reason.GATEWAY_IDLE_TIMEOUT, f"nothing received for {idle:g} s")
+                elif s.account is not None and now - s.last_sent > hb:
+                    s.send(beat)
+
+
+def install_uvloop() -> bool:
+    """Use uvloop's event loop where it is installed (it is a declared dependency)."""
+    try:
+        import uvloop
+    except ImportError:               # pragma: no cover - Windows
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+async def _serve_until_signalled(server: Server, host: str | None, port: int | None,
+                                 ready: Callable[[int], None]) -> None:
+    port_bound = await server.start(host, port)
+    ready(port_bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def serve(config: EngineConfig, *, host: str | None = None, port: int | None = None,
+          journal_dir: str | None = None, durability: str | None = None,
+          ready: Callable[[Server, int], None] | None = None) -> int:
+    """Run a server until SIGINT or SIGTERM; returns the exit status."""
+    install_uvloop()
+    server = Server(config, journal_dir=journal_dir, durability=durability)
+    asyncio.run(_serve_until_signalled(
+        server, host, port, (lambda p: ready(server, p)) if ready else (lambda p: None)))
+    return 0
+
+
+__all__ = ["Server", "Session", "ReportStore", "serve", "install_uvloop", "CL_ORD_ID_MASK"]
