@@ -32,7 +32,7 @@ from .journal.format import JournalError
 from .journal.reader import Journal
 from .journal.replay import new_core
 from .journal.sequencer import Sequencer
-from .journal.snapshot import apply_retention, newest_snapshot, write_snapshot
+from .journal.snapshot import apply_retention, core_state, newest_snapshot, write_snapshot
 from .journal.writer import DEFAULT_SEGMENT_BYTES, Durability, JournalWriter
 from .schema import COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX, CommandType, OrdType, TimeInForce
 
@@ -128,10 +128,12 @@ class Engine:
         j = config.journal
         durability = durability or j.durability
         path = journal_dir if journal_dir is not None else j.dir
+        settings: dict[str, Any] = dict(segment_bytes=j.segment_bytes,
+                                        snapshot_every=j.snapshot_every, retention=j.retention,
+                                        keep_snapshots=j.keep_snapshots)
+        settings.update(kwargs)
         return cls(InstrumentSet.from_config(config),
-                   None if durability == "none" else path, durability=durability,
-                   segment_bytes=j.segment_bytes, snapshot_every=j.snapshot_every,
-                   retention=j.retention, keep_snapshots=j.keep_snapshots, **kwargs)
+                   None if durability == "none" else path, durability=durability, **settings)
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class Engine:
         snap_seq, snap_path = 0, None
         if snap is not None and snap[0] >= journal.first_seq - 1:
             snap_seq, state, p = snap
-            core.load_state(state)
+            core.load_state(core_state(state))
             for part in self.parts:
                 part.load_state({k: state["parts"][k] for k in part.sections})
             snap_path = str(p)

@@ -39,6 +39,8 @@ from .protocol import (
     ServerHeartbeat,
     ServerLogout,
     SetLimits,
+    Status,
+    StatusReport,
     Subscribe,
     Trade,
     Unsubscribe,
@@ -188,7 +190,7 @@ class Client:
             self.trades.put_nowait(msg)
         elif t is Reject:
             self.rejects.put_nowait(msg)
-        elif t in (MassCancelReport, InstrumentStatus):
+        elif t in (MassCancelReport, InstrumentStatus, StatusReport):
             self.replies.put_nowait(msg)
         elif t is ServerLogout:
             self.logout = msg
@@ -245,6 +247,15 @@ class Client:
     async def set_limits(self, instrument: int, min_qty: int, max_qty: int) -> None:
         self.send(SetLimits(instrument=instrument, min_qty=min_qty, max_qty=max_qty))
         await self.drain()
+
+    async def status(self, timeout: float = 10.0) -> StatusReport:
+        """Admin: the engine's last and durable sequence numbers and its state digest."""
+        self.send(Status())
+        await self.drain()
+        while True:
+            reply = await asyncio.wait_for(self.replies.get(), timeout)
+            if isinstance(reply, StatusReport):
+                return reply
 
     async def subscribe(self, instrument: int, timeout: float = 10.0) -> Book:
         """Subscribe and wait for the instrument's BookSnapshot; returns the live local book."""

@@ -19,7 +19,8 @@ __all__ = [
     "decode_client", "decode_server", "Logon", "NewOrder", "Cancel", "Replace", "MassCancel",
     "Subscribe", "Unsubscribe", "Heartbeat", "Logout", "Halt", "Resume", "SetLimits",
     "LogonAck", "LogonReject", "ExecutionReport", "BookSnapshot", "BookUpdate", "Trade",
-    "InstrumentStatus", "MassCancelReport", "Reject", "InstrumentInfo",
+    "InstrumentStatus", "MassCancelReport", "Reject", "InstrumentInfo", "Status",
+    "StatusReport", "ServerHeartbeat", "ServerLogout",
 ]
 
 MAX_FRAME = 1 << 16          # the default largest body a server accepts (configurable)
@@ -110,8 +111,12 @@ class SetLimits(_Client, tag="SetLimits"):
     max_qty: I64
 
 
+class Status(_Client, tag="Status"):
+    """Admin: the engine's position and state digest (operations, recovery checks)."""
+
+
 ClientMessage = Union[Logon, NewOrder, Cancel, Replace, MassCancel, Subscribe, Unsubscribe,
-                      Heartbeat, Logout, Halt, Resume, SetLimits]
+                      Heartbeat, Logout, Halt, Resume, SetLimits, Status]
 
 
 # -- server messages ------------------------------------------------------------------------------
@@ -210,6 +215,15 @@ class MassCancelReport(_Server, tag="MassCancelReport"):
     all_accounts: bool = False
 
 
+class StatusReport(_Server, tag="StatusReport"):
+    last_seq: int                     # the last command sequenced
+    durable_seq: int                  # the last command the durability policy covers
+    digest: str                       # the core's state digest after last_seq
+    open_orders: int
+    sessions: int
+    recovery: str                     # how the engine started (snapshot, commands replayed)
+
+
 class ServerHeartbeat(_Server, tag="Heartbeat"):
     pass
 
@@ -227,7 +241,8 @@ class ServerLogout(_Server, tag="Logout"):
 
 
 ServerMessage = Union[LogonAck, LogonReject, ExecutionReport, BookSnapshot, BookUpdate, Trade,
-                      InstrumentStatus, MassCancelReport, ServerHeartbeat, Reject, ServerLogout]
+                      InstrumentStatus, MassCancelReport, StatusReport, ServerHeartbeat, Reject,
+                      ServerLogout]
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)

@@ -58,6 +58,8 @@ from .protocol import (
     CLIENT_TYPES,
     InstrumentStatus,
     SetLimits,
+    Status,
+    StatusReport,
     Subscribe,
     Unsubscribe,
     decode_client,
@@ -135,8 +137,7 @@ class Session(asyncio.Protocol):
     # -- asyncio callbacks --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  (uvloop's is not a subclass)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         sock = transport.get_extra_info("socket")
@@ -252,12 +253,15 @@ class Server:
         self.gw = config.gateway
         self.instruments = InstrumentSet.from_config(config)
         self.accounts = {a.id: a for a in config.accounts}
-        self.reports = ReportBuilder()
+        # recovery regenerates the reports since the snapshot it starts from, byte for byte, so
+        # that a client who missed them before a crash has them resent
+        self.store = ReportStore(self.gw.report_store)
+        self.reports = ReportBuilder(recovered=self.store.add)
         self.engine = Engine.from_config(config, journal_dir=journal_dir,
                                          durability=durability,  # type: ignore[arg-type]
                                          clock_ns=clock_ns, parts=(self.reports,),
                                          **engine_kwargs)
-        self.store = ReportStore(self.gw.report_store)
+        self.reports.recovered = None
         self.store.released.update(self.reports.last)
         self.md = MarketData(self.engine.core, self.gw.book_depth)
         self.instrument_info = [InstrumentInfo(
@@ -427,6 +431,16 @@ class Server:
                     if not subs:
                         del self.subscribers[msg.instrument]
                         self.md.unwatch(msg.instrument)
+        elif t is Status:
+            if acct.role != "admin":
+                s.reject(Reason.GATEWAY_NOT_AUTHORIZED, "Status is an admin action", "Status")
+                return
+            self._flush()             # the answer covers every command received before it
+            eng = self.engine
+            self._queue(_TO_SESSION, s, frame(StatusReport(
+                last_seq=eng.last_seq, durable_seq=eng.durable_seq, digest=eng.state_digest(),
+                open_orders=eng.core.open_orders, sessions=len(self.by_account),
+                recovery=eng.recovery.describe())))
         elif t is Logout:
             s.logged_out = True
             s.close(Reason.GATEWAY_LOGOUT, "logged out")

@@ -18,7 +18,7 @@ from ..instruments import InstrumentSet
 from ..schema import COMMAND_DTYPE, EVENT_DTYPE, EventType
 from .format import JournalError
 from .reader import Journal
-from .snapshot import newest_snapshot
+from .snapshot import core_state, newest_snapshot
 
 Source = Journal | str | os.PathLike | np.ndarray
 
@@ -121,7 +121,7 @@ class Replay:
                 snap = newest_snapshot(src.path, src.manifest.instruments_digest,
                                        min(start - 1, src.last_seq))
                 if snap is not None and snap[0] >= src.first_seq - 1:
-                    core.load_state(snap[1])
+                    core.load_state(core_state(snap[1]))
                     self.stats.snapshot_seq = begin = snap[0]
         self.core = core
         if isinstance(src, Journal):

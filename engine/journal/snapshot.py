@@ -154,6 +154,11 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
     return seq, state
 
 
+def core_state(state: dict) -> dict:
+    """The part of a decoded snapshot that ``Core.load_state`` takes (parts' sections apart)."""
+    return {k: v for k, v in state.items() if k != "parts"}
+
+
 def write_snapshot(directory: Path, seq: int, state: dict, instruments_digest: str) -> Path:
     """Write ``snapshot-<seq>.snap`` atomically (temporary file, fsync, rename)."""
     path = directory / snapshot_name(seq)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import msgspec
+import uvloop
 
 from engine.config import EngineConfig, default_config
 from engine.gateway.client import Client
@@ -26,8 +27,14 @@ def config(**gateway: Any) -> EngineConfig:
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 60.0) -> Any:
-    """Run an async test body on a fresh event loop, bounded in time."""
-    return asyncio.run(asyncio.wait_for(coro_fn(), timeout))
+    """Run an async test body on a fresh uvloop event loop (as `engine serve` runs), bounded in
+    time."""
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro_fn(), timeout))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 @contextlib.asynccontextmanager

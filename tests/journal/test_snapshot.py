@@ -12,6 +12,7 @@ from engine.journal.format import JournalCorrupt, JournalMismatch, segment_name,
 from engine.journal.replay import new_core
 from engine.journal.snapshot import (
     apply_retention,
+    core_state,
     decode_snapshot,
     encode_snapshot,
     newest_snapshot,
@@ -45,10 +46,39 @@ def test_round_trip(state: dict, tmp_path: Path) -> None:
     assert path.name == snapshot_name(20_000) == "snapshot-00000000000000020000.snap"
     seq, back = read_snapshot(path, DIGEST)
     assert seq == 20_000 and same_state(state, back)
+    assert back["parts"] == {}
     core = new_core(INSTRUMENTS.__class__([]))
-    core.load_state(back)
+    core.load_state(core_state(back))
     assert core.export_state()["orders"].tobytes() == state["orders"].tobytes()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+PART = {"gw.accounts": np.dtype([("account", "<u4"), ("_pad", "<u4"), ("n", "<i8")])}
+
+
+def test_part_sections_round_trip_and_are_skipped_by_readers_without_the_part(state: dict
+                                                                                ) -> None:
+    arr = np.array([(1, 0, 7), (9, 0, 3)], dtype=PART["gw.accounts"])
+    raw = encode_snapshot(42, {**state, "parts": {"gw.accounts": arr}}, DIGEST)
+    seq, back = decode_snapshot(raw, Path("x"), DIGEST, PART)
+    assert seq == 42 and back["parts"]["gw.accounts"].tobytes() == arr.tobytes()
+    assert same_state(state, back)
+    # a backtester that knows nothing of the gateway reads the core's state all the same
+    _, plain = decode_snapshot(raw, Path("x"), DIGEST)
+    assert plain["parts"] == {} and same_state(state, plain)
+
+
+def test_a_snapshot_without_a_needed_part_or_with_another_layout_is_not_used(state: dict
+                                                                            ) -> None:
+    raw = encode_snapshot(42, state, DIGEST)
+    with pytest.raises(JournalMismatch, match="no gw.accounts section"):
+        decode_snapshot(raw, Path("x"), DIGEST, PART)
+    other = np.zeros(2, dtype=[("account", "<u4"), ("n", "<i8")])          # 12-byte items
+    raw = encode_snapshot(42, {**state, "parts": {"gw.accounts": other}}, DIGEST)
+    with pytest.raises(JournalMismatch, match="items of 12 bytes"):
+        decode_snapshot(raw, Path("x"), DIGEST, PART)
+    with pytest.raises(ValueError, match="part section names"):
+        encode_snapshot(42, {**state, "parts": {"nodot": other}}, DIGEST)
 
 
 def test_layout_matches_the_spec(state: dict) -> None:
