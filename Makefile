@@ -1,4 +1,4 @@
-# make run   : set up .venv, build the core, run the demo and the core benchmark
+# make run   : set up .venv, build the core, start the engine server on the embedded config
 # make test  : set up .venv, build the core, run the whole test suite
 # make bench : the benchmarks (engine bench core + the pytest-benchmark suite)
 # make fuzz  : the differential property test with many more examples
@@ -24,8 +24,7 @@ build: $(STAMP)
 	$(PY) -c "import engine._core"
 
 run: build
-	$(VENV)/bin/engine demo
-	$(VENV)/bin/engine bench core
+	$(VENV)/bin/engine serve
 
 test: build
 	$(PY) -m pytest tests

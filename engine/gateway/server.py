@@ -441,6 +441,9 @@ class Server:
                 last_seq=eng.last_seq, durable_seq=eng.durable_seq, digest=eng.state_digest(),
                 open_orders=eng.core.open_orders, sessions=len(self.by_account),
                 recovery=eng.recovery.describe())))
+        elif t is Logon:
+            s.reject(Reason.GATEWAY_ALREADY_LOGGED_ON, "this connection is logged on already",
+                     "Logon")
         elif t is Logout:
             s.logged_out = True
             s.close(Reason.GATEWAY_LOGOUT, "logged out")

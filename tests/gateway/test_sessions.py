@@ -50,6 +50,11 @@ def test_an_account_logs_on_once_at_a_time() -> None:
             with pytest.raises(ClientError) as e:
                 await logon(port, ALICE)
             assert e.value.reason == Reason.GATEWAY_ACCOUNT_IN_USE
+            from engine.gateway.protocol import Logon
+            a.send(Logon(account=2, api_key="demo-bob-key"))      # a second logon: refused
+            rej = await a.next_reject()
+            assert (rej.reason, rej.ref_type) == (Reason.GATEWAY_ALREADY_LOGGED_ON, "Logon")
+            assert server.by_account[1] is not None and 2 not in server.by_account
             await a.logout_and_close()
             await settle(server)
             again = await logon(port, ALICE)
