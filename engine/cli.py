@@ -1,4 +1,4 @@
-"""The `engine` command line: `engine demo`, `engine bench core`.
+"""The `engine` command line: `engine demo`, `engine bench core|journal`, `engine replay`.
 
 Only arranges calls into the library; every behaviour it shows lives in a module of its own.
 """
@@ -41,6 +41,75 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     journal=args.journal, durability=args.durability)
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .journal.format import JournalError
+    from .journal.replay_run import ReplayArgumentError, parse_seq, run_replay
+
+    try:
+        summary = run_replay(args.journal, start=parse_seq("--from", args.start),
+                             stop=parse_seq("--to", args.stop), speed=args.speed, out=args.out,
+                             progress=args.progress)
+    except (JournalError, ReplayArgumentError) as e:
+        print(f"engine replay: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # an output file that cannot be written, a segment that cannot be read
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"engine replay: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(summary.as_json()) + "\n" if args.json else summary.format())
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from .config import ConfigError, default_config, load_config
+    from .gateway.server import serve
+    from .journal.format import JournalError
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config) if args.config else default_config()
+    except ConfigError as e:
+        print(f"engine serve: {e}", file=sys.stderr)
+        return 2
+
+    def ready(server, port: int) -> None:  # type: ignore[no-untyped-def]
+        host = args.host or config.gateway.host
+        eng = server.engine
+        where = eng.journal.path or "nowhere (durability none)"
+        print(f"engine: listening on {host}:{port}; journal {where}, durability"
+              f" {eng.journal.durability}; {eng.recovery.describe()}", flush=True)
+        first = next(iter(config.accounts), None)
+        if first is not None:
+            print(f"engine: connect with `engine client --port {port} --account {first.id}"
+                  " --key <its API key>`; stop with Ctrl-C", flush=True)
+
+    try:
+        return serve(config, host=args.host, port=args.port, journal_dir=args.journal,
+                     durability=args.durability, ready=ready)
+    except (JournalError, OSError) as e:
+        print(f"engine serve: {e}", file=sys.stderr)
+        return 2
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from .gateway.auth import hash_key, new_key
+
+    for _ in range(args.count):
+        key = new_key()
+        print(f"api key: {key}\napi_key_hash = \"{hash_key(key)}\"")
+    return 0
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    from .gateway.terminal import main as terminal_main
+
+    return terminal_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine", description="An in-memory order engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -79,6 +148,65 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--durability", choices=("fsync", "write"), default="write",
                    help="with --journal: when a command counts as written (default: write)")
     d.set_defaults(func=_cmd_demo)
+
+    r = sub.add_parser(
+        "replay", help="rebuild the state from a journal and write its events",
+        description="Replay a journal through a fresh core: print a summary (commands, trades,"
+                    " volume, final state digest, commands/s) and optionally write every event."
+                    " Exit 2, with one line on stderr, if the journal or an argument cannot be"
+                    " used.")
+    r.add_argument("journal", metavar="JOURNAL_DIR", help="the journal directory")
+    r.add_argument("--from", dest="start", metavar="SEQ",
+                   help="first command to replay (default: the first; the state before it is"
+                        " rebuilt, from the newest snapshot before it if there is one)")
+    r.add_argument("--to", dest="stop", metavar="SEQ",
+                   help="last command to replay (default: the last)")
+    r.add_argument("--speed", default="max", metavar="max|realtime|Nx",
+                   help="max (default: no waiting), realtime (at the pace of the commands'"
+                        " timestamps) or N times realtime, e.g. 10x or 0.5x")
+    r.add_argument("--out", metavar="FILE",
+                   help="write the events to FILE.parquet or FILE.csv (written to a temporary"
+                        " file beside it, renamed when the replay succeeds)")
+    r.add_argument("--progress", action="store_true",
+                   help="draw a progress bar on stderr")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    r.set_defaults(func=_cmd_replay)
+
+    v = sub.add_parser("serve", help="run the TCP gateway on the engine (docs/PROTOCOL.md)",
+                       description="Recover the engine from its journal, then serve clients"
+                                   " over TCP until SIGINT/SIGTERM. Without --config it runs on"
+                                   " the embedded default config (demo accounts, journal under"
+                                   " var/).")
+    v.add_argument("--config", help="TOML config file (default: the embedded config)")
+    v.add_argument("--host", help="address to listen on (default: the config's, 127.0.0.1)")
+    v.add_argument("--port", type=int, help="TCP port (default: the config's, 7001; 0: any)")
+    v.add_argument("--journal", metavar="DIR", help="journal directory (default: the config's)")
+    v.add_argument("--durability", choices=("fsync", "write", "none"),
+                   help="when a command is acknowledged (default: the config's)")
+    v.set_defaults(func=_cmd_serve)
+
+    k = sub.add_parser("keygen", help="make an API key and the hash the config stores")
+    k.add_argument("--count", type=int, default=1)
+    k.set_defaults(func=_cmd_keygen)
+
+    c = sub.add_parser(
+        "client", help="a terminal client for the gateway: orders in decimals, books, reports",
+        description="Log on to a gateway and send commands in decimals and symbols (`help` lists"
+                    " them). With COMMANDs (separated by ';' or ','), run them, wait --wait"
+                    " seconds for the reports, print them and exit; without, read commands"
+                    " line by line. Exit 0; 1 if the server rejected something; 2 for a usage"
+                    " error or a refused logon.")
+    c.add_argument("--host", default="127.0.0.1",
+                   help="the gateway's address (default: %(default)s)")
+    c.add_argument("--port", type=int, default=7001,
+                   help="the gateway's port (default: %(default)s)")
+    c.add_argument("--account", type=int, required=True, help="the account id")
+    c.add_argument("--key", help="the account's API key (default: $ENGINE_API_KEY)")
+    c.add_argument("--wait", type=float, default=0.5, metavar="SECONDS",
+                   help="with COMMANDs: how long to wait for the reports (default: %(default)s)")
+    c.add_argument("commands", nargs=argparse.REMAINDER, metavar="COMMAND ...",
+                   help="e.g. buy AAPL 10 @ 150.25 ioc, cancel 12, book AAPL")
+    c.set_defaults(func=_cmd_client)
     return p
 
 

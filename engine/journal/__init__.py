@@ -2,8 +2,9 @@
 
 This module only re-exports. The byte layout is in ``format`` (and docs/JOURNAL.md), the hot
 loops in ``_codec`` (Cython), appending in ``writer``, reading in ``reader``, whole-state
-snapshots in ``snapshot``, backtest replay in ``replay``. The write path that ties the
-sequencer, the journal and the core together is ``engine.pipeline.Engine``.
+snapshots in ``snapshot``, backtest replay in ``replay`` (the ``engine replay`` run around it
+in ``replay_run``). The write path that ties the sequencer, the journal and the core together
+is ``engine.pipeline.Engine``.
 """
 from .format import (
     FORMAT_VERSION,
