@@ -17,6 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import msgspec
+
 from .protocol import (
     HEADER,
     BookSnapshot,
@@ -86,17 +88,22 @@ class Book:
 class Client:
     """One logged-on session. Inbound messages are sorted into queues as they arrive:
     ``reports`` (ExecutionReport, duplicates of a resend dropped), ``trades``, ``rejects``
-    (Reject), ``replies`` (MassCancelReport, InstrumentStatus answers) and ``messages``
-    (everything, in arrival order, if ``keep_all``). ``books`` holds the subscribed books.
+    (Reject), ``replies`` (MassCancelReport, InstrumentStatus, StatusReport answers); with
+    ``keep_all`` everything goes to ``messages`` instead, in arrival order. ``books`` holds the
+    subscribed books either way. With ``auto_heartbeat`` (default) the client sends a Heartbeat
+    every ``heartbeat_s`` so an idle session is not logged out.
     """
 
     def __init__(self, host: str, port: int, account: int, api_key: str, *,
-                 cancel_on_disconnect: bool | None = None, keep_all: bool = False) -> None:
+                 cancel_on_disconnect: bool | None = None, keep_all: bool = False,
+                 auto_heartbeat: bool = True) -> None:
         self.host, self.port = host, port
         self.account, self._key = account, api_key
         self.cancel_on_disconnect = cancel_on_disconnect
         self.keep_all = keep_all
+        self.auto_heartbeat = auto_heartbeat
         self.last_report_seq = 0
+        self.skipped = 0                   # server messages of a type this client does not know
         self.logon_ack: LogonAck | None = None
         self.books: dict[int, Book] = {}
         self.reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
@@ -109,6 +116,7 @@ class Client:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
+        self._beat: asyncio.Task | None = None
         self._book_waiters: dict[int, asyncio.Future] = {}
 
     @classmethod
@@ -139,7 +147,10 @@ class Client:
             self._writer.close()
             raise ClientError(f"expected LogonAck, got {type(first).__name__}")
         self.logon_ack = first
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        if self.auto_heartbeat:
+            self._beat = loop.create_task(self._heartbeats(first.heartbeat_s))
 
     async def reconnect(self, timeout: float = 10.0) -> LogonAck:
         """Log on again after the connection ended: the server resends every report after the
@@ -152,9 +163,23 @@ class Client:
 
     async def _read(self) -> Any:
         assert self._reader is not None
-        head = await self._reader.readexactly(4)
-        (n,) = HEADER.unpack(head)
-        return decode_server(await self._reader.readexactly(n))
+        while True:
+            head = await self._reader.readexactly(4)
+            (n,) = HEADER.unpack(head)
+            body = await self._reader.readexactly(n)
+            try:
+                return decode_server(body)
+            except msgspec.ValidationError:
+                self.skipped += 1          # a newer server's message: not ours to guess at
+
+    async def _heartbeats(self, period: float) -> None:
+        """Keep an idle session alive: the server logs out a client silent for its timeout."""
+        try:
+            while self._writer is not None and not self._writer.is_closing():
+                await asyncio.sleep(period)
+                self._writer.write(frame(Heartbeat()))
+        except (ConnectionError, OSError, RuntimeError):
+            pass
 
     async def _run(self) -> None:
         try:
@@ -163,19 +188,28 @@ class Client:
                 self._dispatch(msg)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
+        except msgspec.DecodeError:
+            pass                           # not MessagePack: the stream cannot be trusted
         finally:
             if self._writer is not None:
                 self._writer.close()       # the server ended the session: release the socket
             self.closed.set()
 
     def _dispatch(self, msg: Any) -> None:
-        if self.keep_all:
-            self.messages.put_nowait(msg)
         t = type(msg)
         if t is ExecutionReport:
             if msg.report_seq <= self.last_report_seq:
                 return                     # already seen (a resend overlapping a live report)
             self.last_report_seq = msg.report_seq
+        elif t is ServerLogout:
+            self.logout = msg
+        if self.keep_all:
+            self.messages.put_nowait(msg)  # one queue of everything, in order
+            if t is BookSnapshot or t is BookUpdate:
+                pass                       # the local books below still follow
+            else:
+                return
+        if t is ExecutionReport:
             self.reports.put_nowait(msg)
         elif t is BookUpdate:
             book = self.books.get(msg.instrument)
@@ -259,6 +293,8 @@ class Client:
 
     async def subscribe(self, instrument: int, timeout: float = 10.0) -> Book:
         """Subscribe and wait for the instrument's BookSnapshot; returns the live local book."""
+        if instrument in self.books:
+            return self.books[instrument]      # the server sends one snapshot per subscription
         fut = asyncio.get_running_loop().create_future()
         self._book_waiters[instrument] = fut
         self.send(Subscribe(instrument=instrument))
@@ -317,6 +353,9 @@ class Client:
 
     async def close(self) -> None:
         """Drop the connection (without a Logout: cancel-on-disconnect applies)."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         if self._writer is not None:
             self._writer.close()
             try:

@@ -160,7 +160,7 @@ class ExecutionReport(_Server, tag="ExecutionReport"):
     instrument: int
     side: str = ""                    # "" for a rejected cancel/replace of an unknown order
     status: str = ""                  # new | partially_filled | filled | cancelled | rejected
-    price: int = 0                    # the order's limit price (ticks)
+    price: int = 0                    # new/replaced/cancelled/rejected: the limit price (ticks)
     qty: int = 0                      # the order's total quantity (lots)
     leaves_qty: int = 0
     cum_qty: int = 0

@@ -532,7 +532,11 @@ class Server:
         q = self._outq
         durable = max(self._durable, self.engine.durable_seq)
         self._durable = durable
+        if not q or q[0][0] > durable:
+            return
         store, by_account = self.store, self.by_account
+        # one write per session per release: a batch's reports go out in one send
+        out: dict[Session, list[bytes]] = {}
         while q and q[0][0] <= durable:
             _, kind, target, data = q.popleft()
             if kind == _TO_ACCOUNT:
@@ -540,12 +544,14 @@ class Server:
                 store.add(account, report_seq, data)
                 s = by_account.get(account)
                 if s is not None:
-                    s.send(data)
+                    out.setdefault(s, []).append(data)
             elif kind == _TO_SESSION:
-                target.send(data)
+                out.setdefault(target, []).append(data)
             else:
                 for s in target:
-                    s.send(data)
+                    out.setdefault(s, []).append(data)
+        for s, frames in out.items():
+            s.send(b"".join(frames) if len(frames) > 1 else frames[0])
 
     def _engine_stopped(self, e: JournalError) -> None:
         """The journal failed: nothing more is accepted; what is durable still goes out."""

@@ -8,7 +8,7 @@ import socket
 from engine.gateway.protocol import HEADER, Logon, NewOrder, Subscribe, decode_server, frame
 from engine.schema import Reason
 
-from .conftest import AAPL, ALICE, BOB, config, logon, run, serving, settle
+from .conftest import AAPL, ADMIN, ALICE, BOB, config, logon, run, serving, settle
 
 
 def test_messages_over_the_rate_are_refused() -> None:
@@ -49,19 +49,23 @@ def test_sessions_past_the_limit_are_turned_away() -> None:
 def test_heartbeats_flow_and_a_silent_client_is_logged_out() -> None:
     async def body() -> None:
         async with serving(config(heartbeat_ms=40, idle_timeout_ms=400)) as (server, port):
-            a = await logon(port, ALICE, keep_all=True)
+            a = await logon(port, ALICE, keep_all=True, auto_heartbeat=False)
             await asyncio.wait_for(a.closed.wait(), 5)
             kinds = []
             while not a.messages.empty():
                 kinds.append(type(a.messages.get_nowait()).__name__)
             assert kinds.count("ServerHeartbeat") >= 3
             assert a.logout is not None and a.logout.reason == Reason.GATEWAY_IDLE_TIMEOUT
-            # a client that sends heartbeats stays
-            b = await logon(port, BOB)
+            # a client that sends heartbeats stays (by hand, and by the client's own timer)
+            b = await logon(port, BOB, auto_heartbeat=False)
             for _ in range(8):
                 await b.heartbeat()
                 await asyncio.sleep(0.1)
             assert not b.closed.is_set()
+            c = await logon(port, ADMIN)
+            await asyncio.sleep(0.8)
+            assert not c.closed.is_set()
+            await c.close()
             await b.close()
     run(body)
 

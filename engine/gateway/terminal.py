@@ -1,0 +1,1031 @@
+"""`engine client`: the gateway for a person at a terminal, in decimals and symbols.
+
+Owns the terminal's command language (``buy AAPL 10 @ 150.25 ioc``...), the exact conversion
+of the decimals typed to the ticks and lots of the wire (with the instruments the LogonAck
+lists: an off-grid price is refused, never rounded), the one-line text of every server message,
+and the tool's view of the session's open orders rebuilt from the execution reports. All of
+that is pure functions and one state class (``Terminal``) that tests call directly; the asyncio
+driver at the bottom only connects, reads lines, sends and prints. Must never guess an outcome:
+every line about an order comes from a message the server sent.
+
+    $ engine client --port 7001 --account 1 --key demo-alice-key sell AAPL 10 @ 150.00
+    #1 NEW     sell 10 AAPL @ 150.00
+"""
+from __future__ import annotations
+
+import asyncio
+import decimal
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from ..config import InstrumentConfig
+from ..instruments import GridError, Instrument
+from ..schema import CancelCause, Reason
+from .protocol import (
+    BookSnapshot,
+    BookUpdate,
+    Cancel,
+    ExecutionReport,
+    Halt,
+    InstrumentInfo,
+    InstrumentStatus,
+    LogonAck,
+    MassCancel,
+    MassCancelReport,
+    NewOrder,
+    Reject,
+    Replace,
+    Resume,
+    ServerHeartbeat,
+    ServerLogout,
+    Trade,
+)
+
+__all__ = [
+    "UsageError", "Catalog", "OpenOrder", "Terminal", "parse_command", "split_commands",
+    "replace_message", "order_message", "first_cl_ord_id", "format_report", "format_reject",
+    "format_trade", "format_book", "format_book_update", "format_status", "format_mass_cancel",
+    "format_orders", "format_instruments", "format_logout", "format_avg_price", "HELP",
+    "run_terminal", "main",
+]
+
+CL_ORD_ID_MAX = (1 << 32) - 1
+_WIDE = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation])
+_FLOOR = decimal.Context(prec=200, rounding=decimal.ROUND_FLOOR,
+                         Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+HELP = """\
+commands (quantities and prices are decimals, e.g. 10 and 150.25; symbols as `instruments` lists):
+  buy SYMBOL QTY [@ PRICE] [ioc|fok|post]  a limit order; without @ PRICE a market order
+  sell SYMBOL QTY [@ PRICE] [ioc|fok|post]
+  cancel ID                                cancel order #ID
+  replace ID QTY @ PRICE                   new total quantity (filled part included) and price
+  cancel-all [SYMBOL] [buy|sell]           cancel the session account's open orders
+  book SYMBOL                              print the book (asks above bids)
+  watch SYMBOL                             print book changes and trades until Ctrl-C or the
+                                           next command
+  orders                                   the open orders, from the reports received
+  instruments                              every instrument with its tick and lot size
+  halt SYMBOL, resume SYMBOL               (admin) stop / restart trading in SYMBOL
+  help, quit"""
+
+
+class UsageError(ValueError):
+    """A command line the tool refuses before sending anything; ``str()`` says why."""
+
+
+# -- instruments ------------------------------------------------------------------------------
+
+def instrument_from_info(info: InstrumentInfo) -> Instrument:
+    """An ``engine.instruments.Instrument`` (exact conversions) from a LogonAck entry."""
+    lot = Decimal(info.lot_size)
+    return Instrument(InstrumentConfig(
+        id=info.id, symbol=info.symbol, asset_class=info.asset_class,  # type: ignore[arg-type]
+        tick_size=Decimal(info.tick_size), lot_size=lot, currency=info.currency,
+        multiplier=Decimal(info.multiplier),
+        min_qty=_WIDE.multiply(Decimal(info.min_qty), lot),
+        max_qty=_WIDE.multiply(Decimal(info.max_qty), lot)))
+
+
+class Catalog:
+    """The server's instruments by id and by symbol (symbols match case-insensitively)."""
+
+    def __init__(self, instruments: Iterable[Instrument | InstrumentInfo]) -> None:
+        self.by_id: dict[int, Instrument] = {}
+        self._by_symbol: dict[str, Instrument] = {}
+        for i in instruments:
+            inst = instrument_from_info(i) if isinstance(i, InstrumentInfo) else i
+            self.by_id[inst.id] = inst
+            self._by_symbol[inst.symbol.upper()] = inst
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self.by_id.values(), key=lambda i: i.id))
+
+    def symbol(self, token: str) -> Instrument:
+        inst = self._by_symbol.get(token.upper())
+        if inst is None:
+            known = ", ".join(i.symbol for i in self)
+            raise UsageError(f"unknown symbol {token!r} (known: {known})")
+        return inst
+
+    def name(self, instrument_id: int) -> str:
+        inst = self.by_id.get(instrument_id)
+        return inst.symbol if inst is not None else f"instrument {instrument_id}"
+
+    def price(self, instrument_id: int, ticks: int) -> str:
+        inst = self.by_id.get(instrument_id)
+        return f"{ticks} ticks" if inst is None else format(inst.ticks_to_price(ticks), "f")
+
+    def qty(self, instrument_id: int, lots: int) -> str:
+        inst = self.by_id.get(instrument_id)
+        return f"{lots} lots" if inst is None else format(inst.lots_to_qty(lots), "f")
+
+
+def _units(inst: Instrument, token: str, what: str) -> int:
+    """``token`` as ticks (what="price") or lots (what="quantity") of ``inst``, exactly, > 0."""
+    convert, unit = ((inst.price_to_ticks, inst.tick_size) if what == "price"
+                     else (inst.qty_to_lots, inst.lot_size))
+    try:
+        n = convert(token)
+    except GridError as e:
+        if e.reason in (Reason.EDGE_PRICE_OFF_GRID, Reason.EDGE_QUANTITY_OFF_GRID):
+            # floor(d / unit): rounding the quotient toward -inf keeps its floor exact
+            lo = int(_FLOOR.divide(Decimal(token), unit).to_integral_value(decimal.ROUND_FLOOR))
+            near = " and ".join(format(_WIDE.multiply(Decimal(k), unit), "f")
+                                for k in (lo, lo + 1) if k > 0)
+            hint = f" (nearest: {near})" if near else ""
+            plural = "prices" if what == "price" else "quantities"
+            raise UsageError(f"{e.message}{hint}; {plural} are never rounded") from None
+        raise UsageError(e.message) from None
+    if n <= 0:
+        raise UsageError(f"{what} {token} must be positive")
+    return n
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OrderCmd:
+    side: str                  # buy | sell
+    instrument: int
+    qty: int                   # lots
+    price: int | None          # ticks; None: a market order
+    tif: str = "gtc"
+    post_only: bool = False
+
+
+@dataclass(frozen=True)
+class CancelCmd:
+    cl_ord_id: int
+
+
+@dataclass(frozen=True)
+class ReplaceCmd:
+    cl_ord_id: int
+    qty: str                   # decimals as typed: the order's instrument converts them
+    price: str
+
+
+@dataclass(frozen=True)
+class CancelAllCmd:
+    instrument: int = 0        # 0: every instrument
+    side: str | None = None
+
+
+@dataclass(frozen=True)
+class SymbolCmd:
+    name: str                  # book | watch | halt | resume
+    instrument: int
+
+
+@dataclass(frozen=True)
+class SimpleCmd:
+    name: str                  # orders | instruments | help | quit
+
+
+Command = OrderCmd | CancelCmd | ReplaceCmd | CancelAllCmd | SymbolCmd | SimpleCmd
+
+_ORDER_USAGE = "usage: {0} SYMBOL QTY [@ PRICE] [ioc|fok|post]"
+_REPLACE_USAGE = ("usage: replace ID QTY @ PRICE (the new total quantity, filled part included,"
+                  " and the new price: both are required)")
+_ALIASES = {"exit": "quit", "q": "quit", "?": "help", "cancelall": "cancel-all"}
+
+
+def _order_id(token: str, usage: str) -> int:
+    t = token[1:] if token.startswith("#") else token
+    if not t.isdigit() or not 1 <= int(t) <= CL_ORD_ID_MAX:
+        raise UsageError(f"bad order id {token!r}: expected a number from 1 to {CL_ORD_ID_MAX}"
+                         f" ({usage})")
+    return int(t)
+
+
+def parse_command(line: str, catalog: Catalog) -> Command | None:
+    """One command line as a Command; None for a blank line or a ``#`` comment.
+    UsageError (with the reason and the usage) for anything else the tool cannot send."""
+    words = line.replace("@", " @ ").split()
+    if not words or words[0].startswith("#"):
+        return None
+    verb = words[0].lower()
+    verb = _ALIASES.get(verb, verb)
+    args = words[1:]
+    if verb in ("buy", "sell"):
+        usage = _ORDER_USAGE.format(verb)
+        if len(args) < 2 or args[1] == "@":
+            raise UsageError(f"{verb}: missing {'symbol' if not args else 'quantity'} ({usage})")
+        inst = catalog.symbol(args[0])
+        qty = _units(inst, args[1], "quantity")
+        rest = args[2:]
+        price = None
+        if rest and rest[0] == "@":
+            if len(rest) < 2:
+                raise UsageError(f"{verb}: missing price after '@' ({usage})")
+            price = _units(inst, rest[1], "price")
+            rest = rest[2:]
+        tif, post_only = "gtc", False
+        if rest:
+            word = rest[0].lower()
+            if word in ("ioc", "fok"):
+                tif = word
+            elif word in ("post", "post-only", "post_only"):
+                post_only = True
+            elif price is None and _is_number(rest[0]):
+                raise UsageError(f"{verb}: a price needs '@' ({verb} {inst.symbol} {args[1]}"
+                                 f" @ {rest[0]})")
+            else:
+                raise UsageError(f"{verb}: unexpected {rest[0]!r} (expected ioc, fok or post;"
+                                 f" {usage})")
+            if len(rest) > 1:
+                raise UsageError(f"{verb}: unexpected {rest[1]!r} after {rest[0]!r} ({usage})")
+        return OrderCmd(verb, inst.id, qty, price, tif, post_only)
+    if verb == "cancel":
+        usage = "usage: cancel ID"
+        if len(args) != 1:
+            raise UsageError(f"cancel: expected one order id ({usage})")
+        return CancelCmd(_order_id(args[0], usage))
+    if verb == "replace":
+        if not args:
+            raise UsageError(f"replace: missing order id ({_REPLACE_USAGE})")
+        cl = _order_id(args[0], _REPLACE_USAGE)
+        if len(args) != 4 or args[2] != "@":
+            if "@" not in args:
+                raise UsageError(f"replace: missing '@ PRICE' ({_REPLACE_USAGE})")
+            raise UsageError(f"replace: expected ID QTY @ PRICE ({_REPLACE_USAGE})")
+        for token, what in ((args[1], "quantity"), (args[3], "price")):
+            if not _is_number(token):
+                raise UsageError(f"replace: {what} {token!r} is not a decimal number")
+        return ReplaceCmd(cl, args[1], args[3])
+    if verb == "cancel-all":
+        usage = "usage: cancel-all [SYMBOL] [buy|sell]"
+        inst_id, side = 0, None
+        for a in args:
+            if a.lower() in ("buy", "sell") and side is None:
+                side = a.lower()
+            elif inst_id == 0 and side is None:
+                inst_id = catalog.symbol(a).id
+            else:
+                raise UsageError(f"cancel-all: unexpected {a!r} ({usage})")
+        return CancelAllCmd(inst_id, side)
+    if verb in ("book", "watch", "halt", "resume"):
+        if len(args) != 1:
+            raise UsageError(f"{verb}: expected one symbol (usage: {verb} SYMBOL)")
+        return SymbolCmd(verb, catalog.symbol(args[0]).id)
+    if verb in ("orders", "instruments", "help", "quit"):
+        if args:
+            raise UsageError(f"{verb}: takes no arguments")
+        return SimpleCmd(verb)
+    raise UsageError(f"unknown command {words[0]!r} (type 'help' for the list)")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        return Decimal(token).is_finite()
+    except decimal.InvalidOperation:
+        return False
+
+
+def split_commands(argv: Sequence[str]) -> list[str]:
+    """Command-line words as command lines: commands are separated by ``;`` or ``,`` (alone or
+    at the end of a word), so ``sell AAPL 10 @ 150, buy AAPL 5`` is two commands."""
+    text = " ".join(argv).replace(",", ";")
+    return [c.strip() for c in text.split(";") if c.strip()]
+
+
+def first_cl_ord_id(next_report_seq: int) -> int:
+    """Where this run's client order ids start: the LogonAck's ``next_report_seq``.
+
+    Why: the server numbers the account's execution reports gap-free, durably (the numbering is
+    recovered from the journal), and every NewOrder it sequences produces at least one report
+    for the account (``new`` or ``rejected``). So a run that starts its ids at
+    ``next_report_seq`` and sends n orders leaves the numbering at least n higher, and the next
+    run starts past every id this one used for an order that reached the book. Ids only need to
+    be unique among the account's *live* orders (RULES.md, NEW check 12), and ``Terminal``
+    also skips the ids of the open orders the resent reports show (orders of other programs,
+    or of a gateway-refused id that made no report). A clock-based 32-bit id could not be both
+    unique per order and fine-grained enough. Wraps around at 2**32 - 1.
+    """
+    return (max(1, next_report_seq) - 1) % CL_ORD_ID_MAX + 1
+
+
+def order_message(cmd: OrderCmd, cl_ord_id: int) -> NewOrder:
+    return NewOrder(cl_ord_id=cl_ord_id, instrument=cmd.instrument,
+                    side=cmd.side, qty=cmd.qty, price=cmd.price or 0,  # type: ignore[arg-type]
+                    ord_type="market" if cmd.price is None else "limit",
+                    tif=cmd.tif, post_only=cmd.post_only)  # type: ignore[arg-type]
+
+
+def replace_message(cmd: ReplaceCmd, catalog: Catalog,
+                    orders: Mapping[int, OpenOrder]) -> Replace:
+    """The Replace for ``cmd``: its decimals need the order's instrument, which the tool knows
+    from the reports it received; UsageError for an order it has no record of."""
+    order = orders.get(cmd.cl_ord_id)
+    if order is None:
+        raise UsageError(f"replace: no open order #{cmd.cl_ord_id} in this session's view"
+                         " (see `orders`): its instrument, and so its price grid, is unknown")
+    inst = catalog.by_id[order.instrument]
+    return Replace(cl_ord_id=cmd.cl_ord_id, qty=_units(inst, cmd.qty, "quantity"),
+                   price=_units(inst, cmd.price, "price"))
+
+
+# -- the session's orders ------------------------------------------------------------------------
+
+@dataclass
+class OpenOrder:
+    cl_ord_id: int
+    instrument: int
+    side: str
+    price: int                 # ticks; 0: market
+    qty: int                   # lots, total
+    cum_qty: int
+    leaves_qty: int
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+_LABEL = {"new": "NEW", "cancelled": "CANCELLED", "replaced": "REPLACED", "rejected": "REJECTED"}
+
+# short explanations of the core's reject reasons (docs/RULES.md)
+_REASON_TEXT = {
+    Reason.BOOK_UNKNOWN_INSTRUMENT: "the engine does not list this instrument",
+    Reason.BOOK_INVALID_INSTRUCTIONS: "post-only needs a limit GTC order",
+    Reason.BOOK_INVALID_QUANTITY: "the quantity must be positive",
+    Reason.BOOK_QUANTITY_BELOW_MIN: "below the instrument's minimum quantity",
+    Reason.BOOK_QUANTITY_ABOVE_MAX: "above the instrument's maximum quantity",
+    Reason.BOOK_INVALID_PRICE: "the price must be positive",
+    Reason.BOOK_DUPLICATE_ORDER_ID: "an open order of this account already has this id",
+    Reason.BOOK_POST_ONLY_WOULD_TAKE: "a post-only order would trade on arrival",
+    Reason.BOOK_UNKNOWN_ORDER: "no open order with this id",
+    Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED:
+        "the new total quantity must be above the quantity already filled",
+    Reason.BOOK_INSTRUMENT_HALTED: "trading in the instrument is halted",
+}
+
+
+def reason_name(code: int) -> str:
+    try:
+        return Reason(code).name
+    except ValueError:
+        return f"reason {code}"
+
+
+def _cause_name(code: int) -> str:
+    try:
+        return CancelCause(code).name
+    except ValueError:
+        return f"cause {code}"
+
+
+def format_avg_price(catalog: Catalog, instrument: int, cum_notional: int, cum_qty: int) -> str:
+    """The average fill price ``cum_notional / cum_qty`` ticks as a decimal: exact when it has
+    at most 6 more places than the tick size, else ``~`` and rounded to 4 more places."""
+    inst = catalog.by_id.get(instrument)
+    if inst is None or cum_qty <= 0:
+        return "-"
+    f = Fraction(cum_notional, cum_qty) * Fraction(inst.tick_size)
+    places = max(0, -inst.tick_size.as_tuple().exponent)  # type: ignore[operator]
+    for p in range(places, places + 7):
+        scaled = f * 10 ** p
+        if scaled.denominator == 1:
+            return format(Decimal(f"{scaled.numerator}E-{p}"), "f")
+    p = places + 4
+    return "~" + format(Decimal(f"{round(f * 10 ** p)}E-{p}"), "f")
+
+
+def _at(catalog: Catalog, instrument: int, price: int) -> str:
+    return "market" if price == 0 else catalog.price(instrument, price)
+
+
+def format_report(r: ExecutionReport, catalog: Catalog,
+                  orders: Mapping[int, OpenOrder] | None = None) -> str:
+    """One ExecutionReport as one line, decimals and symbols, e.g.
+    ``#12 FILLED  buy 10 AAPL @ 150.00 (last 10 @ 150.00, cum 10, leaves 0, avg 150.00)``."""
+    inst = r.instrument
+    if r.exec_type == "trade":
+        label = "FILLED" if r.leaves_qty == 0 else "PARTIAL"
+    else:
+        label = _LABEL.get(r.exec_type, r.exec_type.upper())
+    head = f"#{r.cl_ord_id} {label:<7} "
+    q = lambda lots: catalog.qty(inst, lots)  # noqa: E731
+    order = f"{r.side} {q(r.qty)} {catalog.name(inst)}"
+    known = (orders or {}).get(r.cl_ord_id)
+    if r.exec_type == "trade" and r.price == 0:
+        # trade reports may leave the order's limit price out: the tool's view has it
+        if known is not None:
+            order += f" @ {_at(catalog, inst, known.price)}"
+    else:
+        order += f" @ {_at(catalog, inst, r.price)}"
+    if r.exec_type == "new":
+        return head + order
+    if r.exec_type == "trade":
+        avg = format_avg_price(catalog, inst, r.cum_notional, r.cum_qty)
+        return (f"{head}{order} (last {q(r.last_qty)} @ {catalog.price(inst, r.last_price)},"
+                f" cum {q(r.cum_qty)}, leaves {q(r.leaves_qty)}, avg {avg})")
+    if r.exec_type == "cancelled":
+        return (f"{head}{order} (cum {q(r.cum_qty)}, cancelled {q(r.qty - r.cum_qty)}:"
+                f" {_cause_name(r.reason)})")
+    if r.exec_type == "replaced":
+        return f"{head}{order} (cum {q(r.cum_qty)}, leaves {q(r.leaves_qty)})"
+    if r.exec_type == "rejected":
+        why = reason_name(r.reason)
+        text = _REASON_TEXT.get(r.reason)  # type: ignore[call-overload]
+        i = catalog.by_id.get(inst)
+        if i is not None and r.reason == Reason.BOOK_QUANTITY_BELOW_MIN:
+            text = f"the minimum quantity of {i.symbol} is {i.min_qty}"
+        elif i is not None and r.reason == Reason.BOOK_QUANTITY_ABOVE_MAX:
+            text = f"the maximum quantity of {i.symbol} is {i.max_qty}"
+        if r.request == "new":
+            what = f"new {order}"
+        elif r.request == "replace":
+            # a replace names no instrument: the order's comes from the tool's view, if known
+            o = known
+            what = ("replace to " + (f"{catalog.qty(o.instrument, r.qty)}"
+                                     f" {catalog.name(o.instrument)}"
+                                     f" @ {catalog.price(o.instrument, r.price)}"
+                                     if o is not None else f"{r.qty} lots @ {r.price} ticks"))
+        else:
+            what = r.request
+        return f"{head}{what}: {why}" + (f" ({text})" if text else "")
+    return f"{head}{order}"
+
+
+_REF = {"NewOrder": "new", "Cancel": "cancel", "Replace": "replace", "MassCancel": "mass_cancel",
+        "Halt": "halt", "Resume": "resume", "Subscribe": "subscribe", "SetLimits": "set_limits"}
+
+
+def format_reject(r: Reject) -> str:
+    """A gateway Reject: ``[#ID ]REJECTED <message>: <REASON_NAME>: <text>``."""
+    head = f"#{r.cl_ord_id} " if r.cl_ord_id else ""
+    what = f" {r.ref_type}" if r.ref_type else ""
+    return f"{head}REJECTED{what}: {reason_name(r.reason)}: {r.text}"
+
+
+def format_trade(t: Trade, catalog: Catalog) -> str:
+    return (f"{catalog.name(t.instrument)} trade {catalog.qty(t.instrument, t.qty)}"
+            f" @ {catalog.price(t.instrument, t.price)} ({t.aggressor} aggressor)")
+
+
+def format_status(s: InstrumentStatus, catalog: Catalog) -> str:
+    return (f"{catalog.name(s.instrument)} trading {s.trading_state} (quantity"
+            f" {catalog.qty(s.instrument, s.min_qty)} to {catalog.qty(s.instrument, s.max_qty)})")
+
+
+def format_mass_cancel(m: MassCancelReport, catalog: Catalog) -> str:
+    scope = catalog.name(m.instrument) if m.instrument else "every instrument"
+    if m.side:
+        scope += f", {m.side} side"
+    if m.all_accounts:
+        scope += ", every account"
+    n = m.cancelled
+    return f"cancel-all ({scope}): {n} order{'' if n == 1 else 's'} cancelled"
+
+
+def format_logout(m: ServerLogout) -> str:
+    return f"the server ended the session: {reason_name(m.reason)}: {m.text}"
+
+
+def _best(catalog: Catalog, inst: int, levels: Sequence[tuple[int, int, int]]) -> str:
+    if not levels:
+        return "-"
+    p, q, _ = levels[0]
+    return f"{catalog.price(inst, p)} x {catalog.qty(inst, q)}"
+
+
+def format_book(catalog: Catalog, instrument: int, bids: Sequence[tuple[int, int, int]],
+                asks: Sequence[tuple[int, int, int]]) -> list[str]:
+    """The book as lines: asks above bids, highest price first, with the spread between them.
+    ``bids`` and ``asks`` are (price ticks, qty lots, orders), best first."""
+    rows = [("ask", *lv) for lv in reversed(list(asks))] + [("bid", *lv) for lv in bids]
+    cells = [(side, catalog.price(instrument, p), catalog.qty(instrument, q), str(n))
+             for side, p, q, n in rows]
+    wp = max([len("price")] + [len(c[1]) for c in cells])
+    wq = max([len("qty")] + [len(c[2]) for c in cells])
+    name = catalog.name(instrument)
+    if not cells:
+        return [f"{name}: the book is empty"]
+    out = [f"{name}", f"  side  {'price':>{wp}}  {'qty':>{wq}}  orders"]
+    for i, (side, p, q, n) in enumerate(cells):
+        if side == "bid" and i and cells[i - 1][0] == "ask":
+            spread = catalog.price(instrument, asks[0][0] - bids[0][0])
+            out.append(f"  {'-' * 4}  {'-' * wp}  spread {spread}")
+        out.append(f"  {side:<4}  {p:>{wp}}  {q:>{wq}}  {n:>6}")
+    if not asks:
+        out.insert(2, "  (no asks)")
+    if not bids:
+        out.append("  (no bids)")
+    return out
+
+
+def format_book_update(u: BookUpdate, catalog: Catalog,
+                       book: tuple[Sequence[tuple[int, int, int]],
+                                   Sequence[tuple[int, int, int]]] | None = None) -> str:
+    """A BookUpdate's changed levels, and the best bid and ask after it when ``book`` (the
+    local book's (bids, asks), best first) is given."""
+    inst = u.instrument
+    parts = []
+    for side, levels in (("bid", u.bids), ("ask", u.asks)):
+        for p, q, n in levels:
+            where = f"{side} {catalog.price(inst, p)}"
+            parts.append(f"{where} gone" if q == 0 else
+                         f"{where} {catalog.qty(inst, q)} ({n} order{'' if n == 1 else 's'})")
+    line = f"{catalog.name(inst)} book: " + (", ".join(parts) or "no change")
+    if book is not None:
+        bids, asks = book
+        line += f"; best bid {_best(catalog, inst, bids)}, ask {_best(catalog, inst, asks)}"
+    return line
+
+
+def format_orders(orders: Mapping[int, OpenOrder], catalog: Catalog) -> list[str]:
+    if not orders:
+        return ["no open orders"]
+    out = [f"open orders ({len(orders)}):"]
+    for o in sorted(orders.values(), key=lambda o: o.cl_ord_id):
+        q = lambda lots: catalog.qty(o.instrument, lots)  # noqa: E731
+        out.append(f"  #{o.cl_ord_id} {o.side} {q(o.qty)} {catalog.name(o.instrument)}"
+                   f" @ {_at(catalog, o.instrument, o.price)}"
+                   f" (cum {q(o.cum_qty)}, leaves {q(o.leaves_qty)})")
+    return out
+
+
+def format_instruments(catalog: Catalog) -> list[str]:
+    rows = [(str(i.id), i.symbol, i.asset_class, format(i.tick_size, "f"),
+             format(i.lot_size, "f"), format(i.multiplier, "f"), i.currency,
+             f"{format(i.min_qty, 'f')}..{format(i.max_qty, 'f')}") for i in catalog]
+    head = ("id", "symbol", "class", "tick", "lot", "multiplier", "ccy", "quantity")
+    widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+
+
+# -- the session's state ----------------------------------------------------------------------
+
+class Terminal:
+    """What the tool knows of its session, fed every server message in arrival order.
+
+    ``on_message`` updates the order view and the answers still awaited and returns the lines
+    to print. Reports numbered before the LogonAck's ``next_report_seq`` are the server's
+    resend of earlier sessions: they rebuild the order view silently.
+    """
+
+    def __init__(self, ack: LogonAck) -> None:
+        self.ack = ack
+        self.catalog = Catalog(ack.instruments)
+        self.orders: dict[int, OpenOrder] = {}
+        self.last_report_seq = 0
+        self.resent_seen = 0
+        self.rejected = False          # the server refused something this run (exit status 1)
+        self.watching: int | None = None
+        self.expect: list[tuple[str, int, str]] = []   # (kind, key, description) awaited
+        self.logging_out = False
+        self._next_id = first_cl_ord_id(ack.next_report_seq)
+        self._status_seen: set[tuple[int, int]] = set()
+
+    @property
+    def resend_done(self) -> bool:
+        return self.resent_seen >= self.ack.resent
+
+    def new_cl_ord_id(self) -> int:
+        while True:
+            i = self._next_id
+            self._next_id = i % CL_ORD_ID_MAX + 1
+            if i not in self.orders and not any(k == i for _, k, _ in self.expect):
+                return i
+
+    def sent(self, kind: str, key: int, description: str) -> None:
+        """A message went out that the server will answer (kind: new, cancel, replace,
+        mass_cancel, halt, resume)."""
+        self.expect.append((kind, key, description))
+
+    def _answered(self, kind: str, key: int | None) -> None:
+        for i, (k, kk, _) in enumerate(self.expect):
+            if k == kind and (key is None or kk == key):
+                del self.expect[i]
+                return
+
+    def summary(self) -> list[str]:
+        """What the resent reports showed, and what the server can no longer resend."""
+        out = []
+        if self.ack.resent:
+            n = len(self.orders)
+            out.append(f"{self.ack.resent} earlier report{'s' * (self.ack.resent != 1)} received;"
+                       f" {n} open order{'s' * (n != 1)} (type 'orders')")
+        if self.ack.lost_before:
+            out.append(f"note: reports up to #{self.ack.lost_before} are no longer kept by the"
+                       " server: the order view may miss older orders")
+        return out
+
+    def apply_report(self, r: ExecutionReport) -> None:
+        """Update the order view from a report (every report carries the order's fields)."""
+        t = r.exec_type
+        if t in ("cancelled",) or (t == "trade" and r.leaves_qty == 0):
+            self.orders.pop(r.cl_ord_id, None)
+        elif t in ("new", "trade", "replaced") and r.leaves_qty > 0:
+            o = self.orders.get(r.cl_ord_id)
+            inst = r.instrument or (o.instrument if o else 0)
+            price = r.price if r.price or t != "trade" or o is None else o.price
+            self.orders[r.cl_ord_id] = OpenOrder(r.cl_ord_id, inst, r.side or (o.side if o else ""),
+                                                 price, r.qty, r.cum_qty, r.leaves_qty)
+
+    def on_message(self, msg: Any) -> list[str]:
+        t = type(msg)
+        cat = self.catalog
+        if t is ExecutionReport:
+            if msg.report_seq <= self.last_report_seq:
+                return []                              # a resend overlapping a live report
+            self.last_report_seq = msg.report_seq
+            if msg.report_seq < self.ack.next_report_seq:
+                self.resent_seen += 1
+                self.apply_report(msg)
+                return []
+            line = format_report(msg, cat, self.orders)
+            self.apply_report(msg)
+            self._answered(msg.request, msg.cl_ord_id)
+            if msg.exec_type == "rejected":
+                self.rejected = True
+            return [line]
+        if t is Reject:
+            self.rejected = True
+            kind = _REF.get(msg.ref_type, "")
+            self._answered(kind, msg.cl_ord_id if kind in ("new", "cancel", "replace") else None)
+            return [format_reject(msg)]
+        if t is MassCancelReport:
+            self._answered("mass_cancel", None)
+            return [format_mass_cancel(msg, cat)]
+        if t is InstrumentStatus:
+            self._answered("halt" if msg.trading_state == "halted" else "resume", msg.instrument)
+            key = (msg.instrument, msg.seq)
+            if msg.seq and key in self._status_seen:
+                return []                             # the reply and the market data: once
+            self._status_seen.add(key)
+            return [format_status(msg, cat)]
+        if t is Trade:
+            return [format_trade(msg, cat)] if msg.instrument == self.watching else []
+        if t is ServerLogout:
+            if self.logging_out and msg.reason == Reason.GATEWAY_LOGOUT:
+                return []
+            return [format_logout(msg)]
+        # BookUpdate (the driver prints it with the local book), BookSnapshot, Heartbeat
+        return []
+
+    def describe_pending(self) -> list[str]:
+        return [f"no answer yet from the server to: {d}" for _, _, d in self.expect]
+
+
+def describe(cmd: Command, catalog: Catalog, cl_ord_id: int = 0) -> str:
+    """A short text of a command, for 'no answer yet' notes."""
+    if isinstance(cmd, OrderCmd):
+        at = "market" if cmd.price is None else catalog.price(cmd.instrument, cmd.price)
+        return (f"#{cl_ord_id} {cmd.side} {catalog.qty(cmd.instrument, cmd.qty)}"
+                f" {catalog.name(cmd.instrument)} @ {at}")
+    if isinstance(cmd, CancelCmd):
+        return f"cancel #{cmd.cl_ord_id}"
+    if isinstance(cmd, ReplaceCmd):
+        return f"replace #{cmd.cl_ord_id} {cmd.qty} @ {cmd.price}"
+    if isinstance(cmd, CancelAllCmd):
+        return "cancel-all" + (f" {catalog.name(cmd.instrument)}" if cmd.instrument else "")
+    if isinstance(cmd, SymbolCmd):
+        return f"{cmd.name} {catalog.name(cmd.instrument)}"
+    return cmd.name
+
+
+# -- the asyncio driver -------------------------------------------------------------------------
+
+class _Lines:
+    """Lines of a file descriptor (stdin), read by a daemon thread with ``os.read`` (no lock a
+    blocked read could hold at exit, and the terminal stays in its cooked mode: no readline
+    state to restore after Ctrl-C). ``get`` returns None at end of input."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        self.loop, self.fd = loop, fd
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.want = threading.Event()
+        threading.Thread(target=self._run, name="engine-client-stdin", daemon=True).start()
+
+    def _run(self) -> None:
+        buf = b""
+        while True:
+            self.want.wait()
+            self.want.clear()
+            while b"\n" not in buf:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                buf += chunk
+            if b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+            else:
+                line, buf = buf, b""
+                if not line:
+                    self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
+                    return
+            self.loop.call_soon_threadsafe(self.queue.put_nowait,
+                                           line.decode("utf-8", "replace").rstrip("\r"))
+
+    async def get(self) -> str | None:
+        self.want.set()
+        return await self.queue.get()
+
+
+class _Driver:
+    def __init__(self, client: Any, term: Terminal, out: Any, err: Any,
+                 prompt: str | None) -> None:
+        self.client, self.term = client, term
+        self.out, self.err = out, err
+        self.prompt = prompt
+        self.at_prompt = False
+        self.quit = asyncio.Event()
+        self.stop_watch = asyncio.Event()
+        self.blocking_watch = False
+
+    # -- output ----------------------------------------------------------------------------
+    def emit(self, lines: Iterable[str], stream: Any = None) -> None:
+        lines = list(lines)
+        if not lines:
+            return
+        s = stream or self.out
+        text = "\n".join(lines) + "\n"
+        if self.at_prompt and self.prompt:
+            # a report while the prompt waits: print it above a fresh prompt
+            self.out.write("\r\x1b[K")
+            s.write(text)
+            s.flush()
+            self.out.write(self.prompt)
+        else:
+            s.write(text)
+        s.flush()
+        self.out.flush()
+
+    def show_prompt(self) -> None:
+        if self.prompt:
+            self.out.write(self.prompt)
+            self.out.flush()
+            self.at_prompt = True
+
+    # -- inbound -------------------------------------------------------------------------------
+    async def pump(self) -> None:
+        """Every inbound message, in arrival order, to the Terminal and the screen."""
+        c = self.client
+        get_closed = asyncio.ensure_future(c.closed.wait())
+        try:
+            while True:
+                get_msg = asyncio.ensure_future(c.messages.get())
+                done, _ = await asyncio.wait({get_msg, get_closed},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if get_msg not in done:
+                    get_msg.cancel()
+                    while not c.messages.empty():
+                        self.handle(c.messages.get_nowait())
+                    if not self.term.logging_out:
+                        self.emit(["the connection to the server closed"], self.err)
+                        self.term.rejected = True
+                    self.quit.set()
+                    self.stop_watch.set()
+                    return
+                self.handle(get_msg.result())
+                # keep_all also fills the Client's sorted queues: nobody reads them here
+                for q in (c.reports, c.trades, c.rejects, c.replies):
+                    while not q.empty():
+                        q.get_nowait()
+        finally:
+            get_closed.cancel()
+
+    def handle(self, msg: Any) -> None:
+        term = self.term
+        lines = term.on_message(msg)
+        if type(msg) is BookUpdate and msg.instrument == term.watching:
+            book = self.client.books.get(msg.instrument)
+            lines = [format_book_update(msg, term.catalog,
+                                        book.levels() if book is not None else None)]
+        self.emit(lines)
+
+    async def heartbeat(self) -> None:
+        ack = self.term.ack
+        period = max(0.05, min(ack.heartbeat_s, ack.idle_timeout_s / 3))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.client.heartbeat()
+            except Exception:  # noqa: BLE001 - the pump reports a closed connection
+                return
+
+    # -- commands ------------------------------------------------------------------------------
+    async def settle(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until every command sent has an answer."""
+        end = time.monotonic() + timeout
+        while self.term.expect and time.monotonic() < end and not self.client.closed.is_set():
+            await asyncio.sleep(0.01)
+
+    async def book(self, inst: int) -> Any:
+        c = self.client
+        book = c.books.get(inst)
+        if book is None:
+            try:
+                book = await c.subscribe(inst, timeout=5.0)
+            except asyncio.TimeoutError:
+                self.emit([f"error: no book for {self.term.catalog.name(inst)} from the server"
+                           " within 5 s"], self.err)
+                return None
+        return book
+
+    async def execute(self, cmd: Command, wait: float) -> None:
+        term, c, cat = self.term, self.client, self.term.catalog
+        if isinstance(cmd, OrderCmd):
+            cl = term.new_cl_ord_id()
+            term.sent("new", cl, describe(cmd, cat, cl))
+            c.send(order_message(cmd, cl))
+            await c.drain()
+        elif isinstance(cmd, CancelCmd):
+            term.sent("cancel", cmd.cl_ord_id, describe(cmd, cat))
+            c.send(Cancel(cl_ord_id=cmd.cl_ord_id))
+            await c.drain()
+        elif isinstance(cmd, ReplaceCmd):
+            msg = replace_message(cmd, cat, term.orders)
+            term.sent("replace", cmd.cl_ord_id, describe(cmd, cat))
+            c.send(msg)
+            await c.drain()
+        elif isinstance(cmd, CancelAllCmd):
+            term.sent("mass_cancel", 0, describe(cmd, cat))
+            c.send(MassCancel(instrument=cmd.instrument, side=cmd.side))  # type: ignore[arg-type]
+            await c.drain()
+        elif isinstance(cmd, SymbolCmd) and cmd.name in ("halt", "resume"):
+            term.sent(cmd.name, cmd.instrument, describe(cmd, cat))
+            c.send((Halt if cmd.name == "halt" else Resume)(instrument=cmd.instrument))
+            await c.drain()
+        elif isinstance(cmd, SymbolCmd):
+            book = await self.book(cmd.instrument)
+            if book is None:
+                return
+            self.emit(format_book(cat, cmd.instrument, *book.levels()))
+            if cmd.name == "watch":
+                term.watching = cmd.instrument
+                if self.blocking_watch:
+                    self.emit([f"watching {cat.name(cmd.instrument)}: Ctrl-C to stop"], self.err)
+                    self.stop_watch.clear()
+                    await self.stop_watch.wait()
+                    term.watching = None
+        elif cmd.name == "orders":
+            await self.settle(wait)
+            self.emit(format_orders(term.orders, cat))
+        elif cmd.name == "instruments":
+            self.emit(format_instruments(cat))
+        elif cmd.name == "help":
+            self.emit(HELP.splitlines())
+        elif cmd.name == "quit":
+            self.quit.set()
+
+    def on_sigint(self) -> None:
+        if self.term.watching is not None:
+            self.term.watching = None
+            self.stop_watch.set()
+            if self.prompt and not self.blocking_watch:
+                self.emit(["(stopped watching)"])
+        else:
+            self.quit.set()
+
+    async def interactive(self, lines: _Lines, wait: float) -> None:
+        while not self.quit.is_set():
+            self.show_prompt()
+            get = asyncio.ensure_future(lines.get())
+            q = asyncio.ensure_future(self.quit.wait())
+            await asyncio.wait({get, q}, return_when=asyncio.FIRST_COMPLETED)
+            q.cancel()
+            self.at_prompt = False
+            if not get.done():
+                get.cancel()
+                if self.prompt:
+                    self.out.write("\n")
+                break
+            line = get.result()
+            if line is None:                       # end of input
+                if self.prompt:
+                    self.out.write("\n")
+                else:                              # piped commands: give the answers time
+                    await asyncio.sleep(wait)
+                break
+            self.term.watching = None              # the next command ends a watch
+            try:
+                cmd = parse_command(line, self.term.catalog)
+                if cmd is not None:
+                    await self.execute(cmd, wait)
+                    await self.settle(min(wait, 1.0))   # its answer before the next prompt
+            except UsageError as e:
+                self.emit([f"error: {e}"], self.err)
+            except Exception as e:  # noqa: BLE001 - e.g. the connection closed mid-send
+                self.emit([f"error: {type(e).__name__}: {e}"], self.err)
+            await asyncio.sleep(0)                 # let answers already in print first
+
+
+async def run_terminal(host: str, port: int, account: int, api_key: str,
+                       commands: Sequence[str] = (), *, wait: float = 0.5,
+                       out: Any = None, err: Any = None, stdin_fd: int | None = None,
+                       connect_timeout: float = 5.0) -> int:
+    """Log on, run ``commands`` (or read commands from ``stdin_fd``), log out. Returns the exit
+    status: 0; 1 if the server rejected something or closed the session; 2 for a usage error,
+    a refused logon or no connection."""
+    from .client import Client, ClientError
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        client = await Client.connect(host, port, account, api_key, keep_all=True,
+                                      timeout=connect_timeout)
+    except ClientError as e:
+        print(f"engine client: logon refused: {reason_name(e.reason)}: {e}", file=err)
+        return 2
+    except (OSError, asyncio.TimeoutError) as e:
+        print(f"engine client: cannot connect to {host}:{port}: {e or type(e).__name__}",
+              file=err)
+        return 2
+    assert client.logon_ack is not None
+    term = Terminal(client.logon_ack)
+    interactive = not commands
+    tty = interactive and stdin_fd is not None and os.isatty(stdin_fd)
+    drv = _Driver(client, term, out, err, "engine> " if tty else None)
+    drv.blocking_watch = not interactive
+    pump = asyncio.ensure_future(drv.pump())
+    beat = asyncio.ensure_future(drv.heartbeat())
+    loop = asyncio.get_running_loop()
+    handles_sigint = threading.current_thread() is threading.main_thread()
+    if handles_sigint:
+        try:
+            loop.add_signal_handler(signal.SIGINT, drv.on_sigint)
+        except (NotImplementedError, RuntimeError, ValueError):   # pragma: no cover - Windows
+            handles_sigint = False
+    status = 0
+    try:
+        # the resent reports of earlier sessions come first: the order view needs them
+        end = time.monotonic() + 5.0
+        while not term.resend_done and time.monotonic() < end and not client.closed.is_set():
+            await asyncio.sleep(0.005)
+        if interactive:
+            ack = term.ack
+            drv.emit([f"logged on to {host}:{port} as account {ack.account} ({ack.role});"
+                      f" {len(ack.instruments)} instruments; type 'help' for the commands",
+                      *term.summary()])
+            await drv.interactive(_Lines(loop, 0 if stdin_fd is None else stdin_fd), wait)
+            await drv.settle(5.0)
+        else:
+            drv.emit([line for line in term.summary() if line.startswith("note:")], err)
+            try:
+                parsed = [(line, parse_command(line, term.catalog)) for line in commands]
+            except UsageError as e:
+                print(f"engine client: {e}", file=err)
+                status = 2
+                parsed = []
+            for line, cmd in parsed:
+                if cmd is None:
+                    continue
+                if drv.quit.is_set() or client.closed.is_set():
+                    break
+                try:
+                    await drv.execute(cmd, wait)
+                except UsageError as e:
+                    print(f"engine client: {line}: {e}", file=err)
+                    status = 2
+                    break
+                except (ClientError, ConnectionError, OSError) as e:   # the session ended
+                    print(f"engine client: {line}: {e}", file=err)
+                    term.rejected = True
+                    break
+            if status == 0 and not client.closed.is_set():
+                try:
+                    await asyncio.wait_for(drv.quit.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                await drv.settle(5.0)
+        drv.emit(term.describe_pending(), err)
+    finally:
+        if handles_sigint:
+            loop.remove_signal_handler(signal.SIGINT)
+        term.logging_out = True
+        beat.cancel()
+        try:
+            await client.logout_and_close(timeout=2.0)
+        except Exception:  # noqa: BLE001 - already closed
+            pass
+        await asyncio.sleep(0)
+        pump.cancel()
+        await asyncio.gather(pump, beat, return_exceptions=True)
+    if status:
+        return status
+    return 1 if term.rejected or term.expect else 0
+
+
+def main(args: Any) -> int:
+    """`engine client` (engine/cli.py builds ``args``)."""
+    key = args.key or os.environ.get("ENGINE_API_KEY")
+    if not key:
+        print("engine client: no API key: pass --key KEY (or set ENGINE_API_KEY)",
+              file=sys.stderr)
+        return 2
+    commands = split_commands(args.commands or [])
+    return asyncio.run(run_terminal(args.host, args.port, args.account, key, commands,
+                                    wait=args.wait, stdin_fd=None if commands else 0))
