@@ -15,6 +15,7 @@ from .schema import (
     Reason,
     Side,
     TimeInForce,
+    TradingState,
 )
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Core", "ReferenceCore", "COMMAND_DTYPE", "EVENT_DTYPE", "CancelCause", "CommandType",
     "EventType", "Flags", "OrdType", "OrderStatus", "Reason", "Side", "TimeInForce",
+    "TradingState",
 ]
 
 

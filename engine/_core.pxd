@@ -8,6 +8,10 @@ cdef enum:
     CMD_NEW = 1
     CMD_CANCEL = 2
     CMD_REPLACE = 3
+    CMD_MASS_CANCEL = 4
+    CMD_HALT = 5
+    CMD_RESUME = 6
+    CMD_SET_LIMITS = 7
 
     SIDE_BUY = 1
     SIDE_SELL = 2
@@ -20,19 +24,26 @@ cdef enum:
     TIF_FOK = 3
 
     FLAG_POST_ONLY = 1
-    FLAGS_KNOWN = 1
+    FLAG_ALL_ACCOUNTS = 2
+    FLAGS_KNOWN = 1                 # the bits a NEW (and so a resting order) may carry
+    MASS_CANCEL_FLAGS_KNOWN = 2     # the bits a MASS_CANCEL may carry
 
     EV_ACCEPTED = 1
     EV_REJECTED = 2
     EV_TRADE = 3
     EV_CANCELLED = 4
     EV_REPLACED = 5
+    EV_INSTRUMENT_STATE = 6
 
     CAUSE_USER = 1
     CAUSE_IOC_REMAINDER = 2
     CAUSE_MARKET_REMAINDER = 3
     CAUSE_FOK_UNFILLABLE = 4
     CAUSE_LEVEL_QUANTITY_LIMIT = 5
+    CAUSE_MASS_CANCEL = 6
+
+    TS_OPEN = 1
+    TS_HALTED = 2
 
     ST_NEW = 1
     ST_PARTIALLY_FILLED = 2
@@ -55,6 +66,7 @@ cdef enum:
     R_POST_ONLY_WOULD_TAKE = 1013
     R_UNKNOWN_ORDER = 1014
     R_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
+    R_INSTRUMENT_HALTED = 1016
 
 # -- RECORDS (layouts match COMMAND_DTYPE and EVENT_DTYPE in engine/schema.py) --
 cdef struct Command:
@@ -140,7 +152,8 @@ cdef struct BookSide:
 
 cdef struct Book:
     uint32_t instrument
-    int64_t min_qty
+    uint8_t trading_state  # TS_OPEN or TS_HALTED: a NEW reads it from the record it already holds
+    int64_t min_qty        # the quantity bounds of NEW and REPLACE (SET_LIMITS changes them)
     int64_t max_qty
     BookSide bids
     BookSide asks
@@ -195,7 +208,11 @@ cdef struct State:
 cdef int process_one(State* st, const Command* c) noexcept nogil
 cdef int do_new(State* st, const Command* c) noexcept nogil
 cdef int do_cancel(State* st, const Command* c) noexcept nogil
+cdef void cancel_order(State* st, const Command* c, int32_t oi, uint16_t cause) noexcept nogil
 cdef int do_replace(State* st, const Command* c) noexcept nogil
+cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil
+cdef int do_trading_state(State* st, const Command* c, uint8_t state) noexcept nogil
+cdef int do_set_limits(State* st, const Command* c) noexcept nogil
 
 # -- MATCHING --
 cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uint32_t account,
@@ -211,10 +228,10 @@ cdef void unlink_order(State* st, int32_t oi) noexcept nogil
 cdef Event* emit(State* st, const Command* c, uint8_t type) noexcept nogil
 cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil
 cdef void record_command(State* st, const Command* c, uint8_t status) noexcept nogil
+cdef void instrument_event(State* st, const Command* c, const Book* bk) noexcept nogil
 
 # -- STATE EXPORT AND IMPORT (Core.export_state / Core.load_state) --
 cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil
-cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books,
-                         const int64_t* min_qty, const int64_t* max_qty, IdMap* ids,
+cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books, IdMap* ids,
                          int64_t* side_levels, Py_ssize_t* bad, Py_ssize_t* other) noexcept nogil
 cdef void load_orders(State* st, const Finished* o, Py_ssize_t n) noexcept nogil

@@ -497,6 +497,19 @@ cdef void record_command(State* st, const Command* c, uint8_t status) noexcept n
     record(st, &tmp, status)
 
 
+cdef void instrument_event(State* st, const Command* c, const Book* bk) noexcept nogil:
+    # INSTRUMENT_STATE: the whole state of one instrument, after a HALT, RESUME or SET_LIMITS
+    cdef Event* e = emit(st, c, EV_INSTRUMENT_STATE)
+    if e == NULL:
+        return
+    e.order_id = c.order_id
+    e.account = c.account
+    e.instrument = bk.instrument
+    e.reason = bk.trading_state
+    e.price = bk.min_qty
+    e.qty = bk.max_qty
+
+
 # ---------------------------------------------------------------------------------------------
 # Book maintenance
 # ---------------------------------------------------------------------------------------------
@@ -678,6 +691,9 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
         reject(st, c, R_UNKNOWN_INSTRUMENT)
         return 0
     bk = &st.books[b]
+    if bk.trading_state != TS_OPEN:
+        reject(st, c, R_INSTRUMENT_HALTED)
+        return 0
     if c.side != SIDE_BUY and c.side != SIDE_SELL:
         reject(st, c, R_INVALID_SIDE)
         return 0
@@ -764,17 +780,22 @@ cdef inline int32_t owned_order(State* st, const Command* c) noexcept nogil:
     return oi
 
 
-cdef int do_cancel(State* st, const Command* c) noexcept nogil:
-    cdef int32_t oi = owned_order(st, c)
-    cdef Order* o
-    if oi < 0:
-        reject(st, c, R_UNKNOWN_ORDER)
-        return 0
-    o = &st.orders[oi]
-    order_event(st, c, EV_CANCELLED, o, o.qty - o.filled, 0, CAUSE_USER)
+cdef void cancel_order(State* st, const Command* c, int32_t oi, uint16_t cause) noexcept nogil:
+    # a resting order leaves the book: CANCELLED event, history, level, index, pool. CANCEL and
+    # MASS_CANCEL share this one copy (so the helpers it inlines are not copied again)
+    cdef Order* o = &st.orders[oi]
+    order_event(st, c, EV_CANCELLED, o, o.qty - o.filled, 0, cause)
     record(st, o, ST_CANCELLED)
     unlink_order(st, oi)
     drop_order(st, oi)
+
+
+cdef int do_cancel(State* st, const Command* c) noexcept nogil:
+    cdef int32_t oi = owned_order(st, c)
+    if oi < 0:
+        reject(st, c, R_UNKNOWN_ORDER)
+        return 0
+    cancel_order(st, c, oi, CAUSE_USER)
     return 0
 
 
@@ -791,6 +812,9 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     o = &st.orders[oi]
     b = o.book
     bk = &st.books[b]
+    if bk.trading_state != TS_OPEN:
+        reject(st, c, R_INSTRUMENT_HALTED)
+        return 0
     if c.qty <= 0:
         reject(st, c, R_INVALID_QUANTITY)
         return 0
@@ -843,6 +867,82 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     return 0
 
 
+# -- admin commands ----------------------------------------------------------------------------
+
+cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil:
+    # Cancel every resting order that matches (account unless ALL_ACCOUNTS, instrument unless 0,
+    # side unless 0): books in registration order, bids best first then asks best first, each
+    # level in queue order. O(resting orders of the books scanned).
+    cdef int32_t b, first = 0, last = st.n_books, j, p, oi, nxt
+    cdef uint8_t side
+    cdef BookSide* s
+    cdef Block* blk
+    cdef Order* o
+    cdef bint all_accounts
+    if c.instrument != 0:
+        first = map_get(&st.book_map, c.instrument)
+        if first < 0:
+            reject(st, c, R_UNKNOWN_INSTRUMENT)
+            return 0
+        last = first + 1
+    if c.side > SIDE_SELL:
+        reject(st, c, R_INVALID_SIDE)
+        return 0
+    if c.flags & ~MASS_CANCEL_FLAGS_KNOWN:
+        reject(st, c, R_INVALID_INSTRUCTIONS)
+        return 0
+    all_accounts = (c.flags & FLAG_ALL_ACCOUNTS) != 0
+    for b in range(first, last):
+        for side in range(SIDE_BUY, SIDE_SELL + 1):
+            if c.side != 0 and c.side != side:
+                continue
+            s = own_side(&st.books[b], side)
+            # Best level first: the last entry of the last block, walking down. Removing the
+            # current level (its last order cancelled) moves only entries after it, and frees
+            # its block only if it was the block's one entry, so what is left to walk stays put.
+            j = s.nb - 1
+            while j >= 0:
+                blk = &st.blk[s.blocks[j]]
+                p = blk.n - 1
+                while p >= 0:
+                    oi = st.levels[blk.levels[p]].head
+                    while oi != -1:
+                        o = &st.orders[oi]
+                        nxt = o.next
+                        if all_accounts or o.account == c.account:
+                            cancel_order(st, c, oi, CAUSE_MASS_CANCEL)
+                        oi = nxt
+                    p -= 1
+                j -= 1
+    return 0
+
+
+cdef int do_trading_state(State* st, const Command* c, uint8_t state) noexcept nogil:
+    # HALT / RESUME: set the instrument's trading state (again, if it already is) and report it
+    cdef int32_t b = map_get(&st.book_map, c.instrument)
+    if b < 0:
+        reject(st, c, R_UNKNOWN_INSTRUMENT)
+        return 0
+    st.books[b].trading_state = state
+    instrument_event(st, c, &st.books[b])
+    return 0
+
+
+cdef int do_set_limits(State* st, const Command* c) noexcept nogil:
+    # SET_LIMITS: price = the new min_qty, qty = the new max_qty; resting orders keep theirs
+    cdef int32_t b = map_get(&st.book_map, c.instrument)
+    if b < 0:
+        reject(st, c, R_UNKNOWN_INSTRUMENT)
+        return 0
+    if c.price < 1 or c.qty < c.price:
+        reject(st, c, R_INVALID_QUANTITY)
+        return 0
+    st.books[b].min_qty = c.price
+    st.books[b].max_qty = c.qty
+    instrument_event(st, c, &st.books[b])
+    return 0
+
+
 cdef int process_one(State* st, const Command* c) noexcept nogil:
     if c.cmd == CMD_NEW:
         return do_new(st, c)
@@ -850,6 +950,14 @@ cdef int process_one(State* st, const Command* c) noexcept nogil:
         return do_cancel(st, c)
     if c.cmd == CMD_REPLACE:
         return do_replace(st, c)
+    if c.cmd == CMD_MASS_CANCEL:
+        return do_mass_cancel(st, c)
+    if c.cmd == CMD_HALT:
+        return do_trading_state(st, c, TS_HALTED)
+    if c.cmd == CMD_RESUME:
+        return do_trading_state(st, c, TS_OPEN)
+    if c.cmd == CMD_SET_LIMITS:
+        return do_set_limits(st, c)
     reject(st, c, R_UNKNOWN_COMMAND)
     return 0
 
@@ -870,7 +978,6 @@ cdef enum:
     LS_FLAGS = 7
     LS_PRICE = 8
     LS_QTY = 9
-    LS_QTY_BOUNDS = 10
     LS_FILLED = 11
     LS_STATUS = 12
     LS_ORDERING = 13
@@ -976,12 +1083,12 @@ cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil:
     return n
 
 
-cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books,
-                         const int64_t* min_qty, const int64_t* max_qty, IdMap* ids,
+cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books, IdMap* ids,
                          int64_t* side_levels, Py_ssize_t* bad, Py_ssize_t* other) noexcept nogil:
     # Check the orders of a state as export_orders writes them: fields a resting order can
-    # have, ids unique, books grouped in `books` order (instrument -> book index), bids best
-    # first then asks best first, nothing crossed, no level's open total past int64. Fills
+    # have (any qty > 0, whatever the instrument's bounds now: SET_LIMITS leaves resting orders
+    # as they are), ids unique, books grouped in `books` order (instrument -> book index), bids
+    # best first then asks best first, nothing crossed, no level's open total past int64. Fills
     # `ids` (order id -> index; sized by the caller for n keys) and `side_levels` (levels per
     # book side: [2b] bids, [2b+1] asks; zeroed by the caller). Returns LS_OK or what is wrong,
     # with the order's index in `bad` (and the first holder of a repeated id in `other`). O(n).
@@ -1012,8 +1119,6 @@ cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books,
             return LS_PRICE
         if f.qty <= 0:
             return LS_QTY
-        if f.qty < min_qty[b] or f.qty > max_qty[b]:
-            return LS_QTY_BOUNDS
         if f.filled < 0 or f.filled >= f.qty:
             return LS_FILLED
         if f.status != (ST_NEW if f.filled == 0 else ST_PARTIALLY_FILLED):
@@ -1138,7 +1243,6 @@ def _order_problem(int err, orders, Py_ssize_t i, Py_ssize_t other):
         LS_FLAGS: f"flags {o['flags']} has unknown bits",
         LS_PRICE: f"price must be > 0 (a resting limit), got {o['price']}",
         LS_QTY: f"qty must be > 0, got {o['qty']}",
-        LS_QTY_BOUNDS: f"qty {o['qty']} is outside its instrument's min_qty..max_qty",
         LS_FILLED: f"filled must be in 0..qty-1 (a resting order has open quantity), "
                    f"got {o['filled']} of {o['qty']}",
         LS_STATUS: f"status must be 1 (NEW) with nothing filled, else 2 (PARTIALLY_FILLED), "
@@ -1240,6 +1344,7 @@ cdef class Core:
         bk = &self.st.books[self.st.n_books]
         memset(bk, 0, sizeof(Book))
         bk.instrument = instrument_id
+        bk.trading_state = TS_OPEN
         bk.min_qty = min_qty
         bk.max_qty = max_qty
         map_put(&self.st.book_map, instrument_id, self.st.n_books)
@@ -1304,6 +1409,53 @@ cdef class Core:
         self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return self.st.n_ev - before
+
+    # -- ADMIN COMMANDS (per-call API; docs/RULES.md, "Admin commands") -----------------------
+
+    cdef int _admin(self, uint8_t cmd, int64_t order_id, uint32_t instrument, uint32_t account,
+                    uint8_t side, uint16_t flags, int64_t price, int64_t qty, int64_t seq,
+                    int64_t ts_ns) except -1:
+        cdef Command c
+        cdef size_t before = self.st.n_ev
+        memset(&c, 0, sizeof(Command))
+        c.seq = seq
+        c.ts_ns = ts_ns
+        c.order_id = order_id
+        c.price = price
+        c.qty = qty
+        c.instrument = instrument
+        c.account = account
+        c.cmd = cmd
+        c.side = side
+        c.flags = flags
+        self._enter()
+        _check(process_one(&self.st, &c), &self.st)
+        return <int>(self.st.n_ev - before)
+
+    def mass_cancel(self, uint32_t account=0, uint32_t instrument=0, uint8_t side=0,
+                    bint all_accounts=False, int64_t order_id=0, int64_t seq=0,
+                    int64_t ts_ns=0):
+        """Cancel every resting order of ``account`` (of every account with ``all_accounts``)
+        on ``instrument`` (0: every instrument) and ``side`` (0: both). Returns the number of
+        events appended. O(resting orders of the instruments scanned)."""
+        return self._admin(CMD_MASS_CANCEL, order_id, instrument, account, side,
+                           FLAG_ALL_ACCOUNTS if all_accounts else 0, 0, 0, seq, ts_ns)
+
+    def halt(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
+        """Halt an instrument: NEW and REPLACE are rejected until ``resume``. Returns the
+        number of events appended (one INSTRUMENT_STATE, or one REJECTED). O(1)."""
+        return self._admin(CMD_HALT, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
+
+    def resume(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
+        """Open a halted instrument again. Returns the number of events appended. O(1)."""
+        return self._admin(CMD_RESUME, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
+
+    def set_limits(self, uint32_t instrument, int64_t min_qty, int64_t max_qty,
+                   uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
+        """New quantity bounds (lots) for NEW and REPLACE on an instrument; resting orders are
+        not touched. Returns the number of events appended. O(1)."""
+        return self._admin(CMD_SET_LIMITS, 0, instrument, account, 0, 0, min_qty, max_qty,
+                           seq, ts_ns)
 
     # -- BATCH API ----------------------------------------------------------------------------
 
@@ -1471,19 +1623,31 @@ cdef class Core:
         """The number of resting orders in all books."""
         return self.st.n_live
 
+    def instrument_state(self, instrument):
+        """``{trading_state, min_qty, max_qty}`` of a registered instrument, else None. O(1)."""
+        self._enter()
+        cdef int32_t b = -1
+        cdef Book* bk
+        if 0 <= instrument <= 0xFFFFFFFF:
+            b = map_get(&self.st.book_map, instrument)
+        if b < 0:
+            return None
+        bk = &self.st.books[b]
+        return dict(trading_state=bk.trading_state, min_qty=bk.min_qty, max_qty=bk.max_qty)
+
     # -- STATE (snapshots) --------------------------------------------------------------------
 
     def export_state(self):
         """The complete state as numpy arrays, for a snapshot; ``load_state()`` takes it back.
 
-        ``instruments`` (INSTRUMENT_STATE_DTYPE, registration order); ``orders``
+        ``instruments`` (INSTRUMENT_STATE_DTYPE, registration order: the id, the trading state
+        and the quantity bounds now in force); ``orders``
         (ORDER_STATE_DTYPE, every resting order: books in registration order, bids then asks,
         best level first, each level in queue order); ``history`` (ORDER_STATE_DTYPE, the
         finished-order ring, oldest first); ``history_total`` (finished orders ever recorded).
         Pending events are not state. O(orders + history), the orders copied without the GIL.
         """
         self._enter()
-        cdef Book* bk
         cdef cnp.ndarray orders = np.empty(self.st.n_live, dtype=ORDER_STATE_DTYPE)
         cdef size_t cap = self.st.hist_cap
         cdef size_t nh = min(self.st.hist_n - self.st.hist_lo, cap)
@@ -1493,9 +1657,10 @@ cdef class Core:
         cdef size_t first, head
         cdef Py_ssize_t n = 0
         insts = np.zeros(self.st.n_books, dtype=INSTRUMENT_STATE_DTYPE)
-        for b in range(self.st.n_books):
-            bk = &self.st.books[<int32_t>b]
-            insts[b] = (bk.instrument, 0, bk.min_qty, bk.max_qty)
+        insts["instrument"] = [self.st.books[b].instrument for b in range(self.st.n_books)]
+        insts["trading_state"] = [self.st.books[b].trading_state for b in range(self.st.n_books)]
+        insts["min_qty"] = [self.st.books[b].min_qty for b in range(self.st.n_books)]
+        insts["max_qty"] = [self.st.books[b].max_qty for b in range(self.st.n_books)]
         self.busy = 1
         try:
             with nogil:
@@ -1520,14 +1685,16 @@ cdef class Core:
         behaves, event for event, as the exported one did.
 
         Fresh: no live order, pending event or history, and either no instrument registered or
-        exactly the state's (same ids, order and bounds, as a journal's recovery registers
-        them). Everything is checked before anything changes: TypeError for a missing or
-        unknown key, a wrong type or dtype; ValueError for a bad value (an order is named by
-        index and id); MemoryError if it does not fit. History longer than this core keeps is
-        cut to its newest records. O(orders + history), the orders checked and rested in C.
+        the state's (same ids in the same order, as a journal's recovery registers them); the
+        state's trading states and quantity bounds replace the registered ones (HALT and
+        SET_LIMITS may have changed them since registration). Everything is checked before
+        anything changes: TypeError for a missing or unknown key, a wrong type or dtype;
+        ValueError for a bad value (an order is named by index and id, an instrument by index
+        and id); MemoryError if it does not fit. History longer than this core keeps is cut to
+        its newest records. O(orders + history), the orders checked and rested in C.
         """
         self._enter()
-        cdef cnp.ndarray orders, hist, levels, min_arr, max_arr
+        cdef cnp.ndarray orders, hist, levels
         cdef const Finished* op
         cdef const Finished* hp
         cdef Py_ssize_t n, nh, i, bad = -1, other = -1
@@ -1570,19 +1737,21 @@ cdef class Core:
         if not 0 <= len(insts) <= MAX_POOL:
             raise ValueError(f"too many instruments: {len(insts)}")
         ids_list = insts["instrument"].tolist()
+        states = insts["trading_state"].tolist()
         mins = insts["min_qty"].tolist()
         maxs = insts["max_qty"].tolist()
-        if n_inst and [(self.st.books[b].instrument, self.st.books[b].min_qty,
-                        self.st.books[b].max_qty) for b in range(n_inst)] != \
-                list(zip(ids_list, mins, maxs)):
+        if n_inst and [self.st.books[b].instrument for b in range(n_inst)] != ids_list:
             raise ValueError("load_state() needs a fresh core: this one has instruments "
-                             "registered that are not the state's (same ids, order and bounds)")
+                             "registered that are not the state's (same ids in the same order)")
         # -- instruments: the rules of add_instrument --
         seen = set()
         for i in range(len(insts)):
             if ids_list[i] in seen:
                 raise ValueError(f"instruments[{i}]: instrument {ids_list[i]} appears twice")
             seen.add(ids_list[i])
+            if states[i] != TS_OPEN and states[i] != TS_HALTED:
+                raise ValueError(f"instruments[{i}] (instrument {ids_list[i]}): trading_state "
+                                 f"must be 1 (OPEN) or 2 (HALTED), got {states[i]}")
             if mins[i] < 1:
                 raise ValueError(f"instruments[{i}] (instrument {ids_list[i]}): min_qty must be "
                                  f">= 1, got {mins[i]}")
@@ -1605,8 +1774,6 @@ cdef class Core:
             raise MemoryError(f"{n} orders do not fit in the order pool (at most {MAX_POOL})")
         op = <const Finished*>cnp.PyArray_DATA(orders)
         hp = <const Finished*>cnp.PyArray_DATA(hist)
-        min_arr = np.ascontiguousarray(insts["min_qty"], dtype=np.int64)
-        max_arr = np.ascontiguousarray(insts["max_qty"], dtype=np.int64)
         levels = np.zeros(2 * len(insts), dtype=np.int64)
         side_levels = <int64_t*>cnp.PyArray_DATA(levels)
         memset(&books, 0, sizeof(IdMap))
@@ -1620,9 +1787,7 @@ cdef class Core:
             for i in range(len(insts)):
                 map_put(&books, ids_list[i], <int32_t>i)
             with nogil:
-                err = validate_orders(op, n, &books, <const int64_t*>cnp.PyArray_DATA(min_arr),
-                                      <const int64_t*>cnp.PyArray_DATA(max_arr), &ids,
-                                      side_levels, &bad, &other)
+                err = validate_orders(op, n, &books, &ids, side_levels, &bad, &other)
             if err != LS_OK:
                 raise ValueError(_order_problem(err, orders, bad, other))
             # -- reserve everything, so that applying cannot fail half-way --
@@ -1675,6 +1840,7 @@ cdef class Core:
         for b in range(len(insts)):
             bk = &self.st.books[b]
             bk.instrument = ids_list[b]
+            bk.trading_state = states[b]
             bk.min_qty = mins[b]
             bk.max_qty = maxs[b]
         self.st.n_books = <int32_t>len(insts)
@@ -1715,7 +1881,8 @@ cdef class Core:
         ids = [self.st.books[j].instrument for j in range(self.st.n_books)]
         for b in sorted(range(self.st.n_books), key=ids.__getitem__):
             bk = &self.st.books[<int32_t>b]
-            vals += [bk.instrument, bk.bids.n, bk.asks.n]
+            vals += [bk.instrument, bk.trading_state, bk.min_qty, bk.max_qty, bk.bids.n,
+                     bk.asks.n]
             for side in range(SIDE_BUY, SIDE_SELL + 1):
                 for li in self._level_ids(own_side(bk, side)):
                     lvl = &self.st.levels[li]
@@ -1742,6 +1909,12 @@ cdef class Core:
         cdef Py_ssize_t live = 0, free_orders = 0
         for b in range(self.st.n_books):
             bk = &self.st.books[b]
+            if bk.trading_state != TS_OPEN and bk.trading_state != TS_HALTED:
+                raise AssertionError(f"book {bk.instrument}: trading state {bk.trading_state}")
+            if not 1 <= bk.min_qty <= bk.max_qty:
+                raise AssertionError(f"book {bk.instrument}: bounds {bk.min_qty}..{bk.max_qty}")
+            if map_get(&self.st.book_map, bk.instrument) != b:
+                raise AssertionError(f"book {bk.instrument}: not indexed")
             for side in range(SIDE_BUY, SIDE_SELL + 1):
                 s = own_side(bk, side)
                 keys = []
@@ -1819,17 +1992,22 @@ assert sizeof(Finished) == ORDER_STATE_DTYPE.itemsize, "Finished layout != ORDER
 def _c_codes():
     """The C enum values compiled into the core, so a test can hold them to engine/schema.py."""
     return {
-        "CommandType": {"NEW": CMD_NEW, "CANCEL": CMD_CANCEL, "REPLACE": CMD_REPLACE},
+        "CommandType": {"NEW": CMD_NEW, "CANCEL": CMD_CANCEL, "REPLACE": CMD_REPLACE,
+                        "MASS_CANCEL": CMD_MASS_CANCEL, "HALT": CMD_HALT, "RESUME": CMD_RESUME,
+                        "SET_LIMITS": CMD_SET_LIMITS},
         "Side": {"BUY": SIDE_BUY, "SELL": SIDE_SELL},
         "OrdType": {"LIMIT": ORD_LIMIT, "MARKET": ORD_MARKET},
         "TimeInForce": {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK},
-        "Flags": {"POST_ONLY": FLAG_POST_ONLY},
+        "Flags": {"POST_ONLY": FLAG_POST_ONLY, "ALL_ACCOUNTS": FLAG_ALL_ACCOUNTS},
         "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
-                      "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED},
+                      "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED,
+                      "INSTRUMENT_STATE": EV_INSTRUMENT_STATE},
         "CancelCause": {"USER": CAUSE_USER, "IOC_REMAINDER": CAUSE_IOC_REMAINDER,
                         "MARKET_REMAINDER": CAUSE_MARKET_REMAINDER,
                         "FOK_UNFILLABLE": CAUSE_FOK_UNFILLABLE,
-                        "LEVEL_QUANTITY_LIMIT": CAUSE_LEVEL_QUANTITY_LIMIT},
+                        "LEVEL_QUANTITY_LIMIT": CAUSE_LEVEL_QUANTITY_LIMIT,
+                        "MASS_CANCEL": CAUSE_MASS_CANCEL},
+        "TradingState": {"OPEN": TS_OPEN, "HALTED": TS_HALTED},
         "OrderStatus": {"NEW": ST_NEW, "PARTIALLY_FILLED": ST_PARTIALLY_FILLED,
                         "FILLED": ST_FILLED, "CANCELLED": ST_CANCELLED, "REJECTED": ST_REJECTED},
         "Reason": {
@@ -1848,5 +2026,6 @@ def _c_codes():
             "BOOK_POST_ONLY_WOULD_TAKE": R_POST_ONLY_WOULD_TAKE,
             "BOOK_UNKNOWN_ORDER": R_UNKNOWN_ORDER,
             "BOOK_REPLACE_QTY_NOT_ABOVE_FILLED": R_REPLACE_QTY_NOT_ABOVE_FILLED,
+            "BOOK_INSTRUMENT_HALTED": R_INSTRUMENT_HALTED,
         },
     }

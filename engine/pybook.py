@@ -2,7 +2,10 @@
 
 Owns its own books, live-order index, finished-order history and event buffer, and nothing else.
 It is a yardstick: nothing in the engine may depend on it, it must never import the compiled
-core, and it must never disagree with docs/RULES.md or engine/reference.py by a single byte.
+core, and it must never disagree with docs/RULES.md or engine/reference.py by a single byte on
+the order commands (NEW, CANCEL, REPLACE). The admin commands (MASS_CANCEL, HALT, RESUME,
+SET_LIMITS) are out of its scope: it has no per-call methods for them, ``process()`` rejects
+them with BOOK_UNKNOWN_COMMAND, and its differential tests never send them.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import numpy as np
 from sortedcontainers import SortedList
 
 from .schema import (COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX, CancelCause, CommandType,
-                     EventType, Flags, OrderStatus, OrdType, Reason, Side, TimeInForce)
+                     EventType, Flags, OrderStatus, OrdType, Reason, Side, TimeInForce,
+                     TradingState)
 
 __all__ = ["PyBook", "INT64_MAX"]
 
@@ -28,6 +32,7 @@ BUY, SELL = int(Side.BUY), int(Side.SELL)
 LIMIT, MARKET = int(OrdType.LIMIT), int(OrdType.MARKET)
 GTC, IOC, FOK = int(TimeInForce.GTC), int(TimeInForce.IOC), int(TimeInForce.FOK)
 POST_ONLY = int(Flags.POST_ONLY)
+OPEN = int(TradingState.OPEN)  # the only trading state PyBook knows (it has no HALT)
 NEW, CANCEL, REPLACE = (int(m) for m in (CommandType.NEW, CommandType.CANCEL, CommandType.REPLACE))
 ACCEPTED, REJECTED, TRADE, CANCELLED, REPLACED = (int(m) for m in (
     EventType.ACCEPTED, EventType.REJECTED, EventType.TRADE, EventType.CANCELLED,
@@ -106,6 +111,10 @@ class PyBook:
       ``drain_events()``/``process()`` when the event is packed (the events stay pending).
     - ``process()`` loops over the rows and calls the per-call methods.
     - ``order()`` scans a bounded deque of the last ``history`` finished orders.
+    - No admin commands: ``process()`` rejects MASS_CANCEL, HALT, RESUME and SET_LIMITS rows
+      with BOOK_UNKNOWN_COMMAND (the core and the reference model carry them out), and there
+      are no ``mass_cancel``/``halt``/``resume``/``set_limits`` methods; every instrument stays
+      OPEN with the bounds it was registered with.
     """
 
     __slots__ = ("_books", "_live", "_events", "_history", "_history_capacity")
@@ -541,7 +550,7 @@ class PyBook:
         add = values.extend
         for instrument in sorted(self._books):
             book = self._books[instrument]
-            add((instrument, len(book[2][0]), len(book[3][0])))
+            add((instrument, OPEN, book[0], book[1], len(book[2][0]), len(book[3][0])))
             for half in (book[2], book[3]):
                 levels = half[0]
                 for k in half[1]:  # best first on both sides

@@ -28,12 +28,14 @@ from .schema import (
     Reason,
     Side,
     TimeInForce,
+    TradingState,
 )
 
 __all__ = ["ReferenceCore", "INT64_MAX"]
 
 UINT32_MAX = (1 << 32) - 1
-KNOWN_FLAGS = int(Flags.POST_ONLY)
+KNOWN_FLAGS = int(Flags.POST_ONLY)  # what a NEW may carry
+MASS_CANCEL_FLAGS = int(Flags.ALL_ACCOUNTS)  # what a MASS_CANCEL may carry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,8 +87,9 @@ class Level:
 @dataclass(eq=False)
 class Book:
     instrument: int
-    min_qty: int
+    min_qty: int  # the bounds of NEW and REPLACE quantities (SET_LIMITS changes them)
     max_qty: int
+    trading_state: int = int(TradingState.OPEN)
     # price -> Level. The best bid is the highest key, the best ask the lowest.
     bids: SortedDict = field(default_factory=SortedDict)
     asks: SortedDict = field(default_factory=SortedDict)
@@ -186,6 +189,29 @@ class ReferenceCore:
             seq=seq, ts_ns=ts_ns, order_id=order_id, price=price, qty=qty, account=account,
             cmd=CommandType.REPLACE))
 
+    def mass_cancel(self, account: int = 0, instrument: int = 0, side: int = 0,
+                    all_accounts: bool = False, order_id: int = 0, seq: int = 0,
+                    ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, order_id=order_id, instrument=instrument, account=account,
+            cmd=CommandType.MASS_CANCEL, side=side,
+            flags=Flags.ALL_ACCOUNTS if all_accounts else 0))
+
+    def halt(self, instrument: int, account: int = 0, seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, instrument=instrument, account=account, cmd=CommandType.HALT))
+
+    def resume(self, instrument: int, account: int = 0, seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, instrument=instrument, account=account,
+            cmd=CommandType.RESUME))
+
+    def set_limits(self, instrument: int, min_qty: int, max_qty: int, account: int = 0,
+                   seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, instrument=instrument, account=account, price=min_qty,
+            qty=max_qty, cmd=CommandType.SET_LIMITS))
+
     @staticmethod
     def _command(**fields: int) -> Command:
         """A command record with zeros for the fields not given. Going through a numpy record
@@ -231,6 +257,14 @@ class ReferenceCore:
             self._cancel(c)
         elif c.cmd == CommandType.REPLACE:
             self._replace(c)
+        elif c.cmd == CommandType.MASS_CANCEL:
+            self._mass_cancel(c)
+        elif c.cmd == CommandType.HALT:
+            self._set_trading_state(c, TradingState.HALTED)
+        elif c.cmd == CommandType.RESUME:
+            self._set_trading_state(c, TradingState.OPEN)
+        elif c.cmd == CommandType.SET_LIMITS:
+            self._set_limits(c)
         else:
             self._reject(c, Reason.BOOK_UNKNOWN_COMMAND)
         return len(self._events) - before
@@ -243,6 +277,8 @@ class ReferenceCore:
         book = self._books.get(c.instrument)
         if book is None:
             return Reason.BOOK_UNKNOWN_INSTRUMENT
+        if book.trading_state == TradingState.HALTED:
+            return Reason.BOOK_INSTRUMENT_HALTED
         if c.side not in (Side.BUY, Side.SELL):
             return Reason.BOOK_INVALID_SIDE
         if c.ord_type not in (OrdType.LIMIT, OrdType.MARKET):
@@ -354,6 +390,8 @@ class ReferenceCore:
         if order is None or order.account != c.account:
             return Reason.BOOK_UNKNOWN_ORDER
         book = self._books[order.instrument]
+        if book.trading_state == TradingState.HALTED:
+            return Reason.BOOK_INSTRUMENT_HALTED
         if c.qty <= 0:
             return Reason.BOOK_INVALID_QUANTITY
         if c.price <= 0:
@@ -396,6 +434,65 @@ class ReferenceCore:
             self._finish(order, OrderStatus.FILLED)
         else:
             self._rest_or_cancel(c, book, order)
+
+    # MASS_CANCEL ---------------------------------------------------------------------------------
+
+    def _validate_mass_cancel(self, c: Command) -> Reason:
+        if c.instrument != 0 and c.instrument not in self._books:
+            return Reason.BOOK_UNKNOWN_INSTRUMENT
+        if c.side not in (0, Side.BUY, Side.SELL):
+            return Reason.BOOK_INVALID_SIDE
+        if c.flags & ~MASS_CANCEL_FLAGS:
+            return Reason.BOOK_INVALID_INSTRUCTIONS
+        return Reason.NONE
+
+    def _mass_cancel(self, c: Command) -> None:
+        reason = self._validate_mass_cancel(c)
+        if reason != Reason.NONE:
+            self._reject(c, reason)  # not recorded in the history, like any rejected non-NEW
+            return
+        all_accounts = bool(c.flags & Flags.ALL_ACCOUNTS)
+        # Instruments in registration order (the insertion order of ``_books``), or just one.
+        books = list(self._books.values()) if c.instrument == 0 else [self._books[c.instrument]]
+        sides = (Side.BUY, Side.SELL) if c.side == 0 else (c.side,)
+        for book in books:
+            for side in sides:
+                for level in book.levels_best_first(side):  # a copy: levels may go meanwhile
+                    for order in list(level.orders):  # queue (time) order
+                        if all_accounts or order.account == c.account:
+                            self._unrest(book, order)
+                            self._emit(c, EventType.CANCELLED, order, qty=order.open, leaves=0,
+                                       reason=CancelCause.MASS_CANCEL)
+                            self._finish(order, OrderStatus.CANCELLED)
+
+    # HALT, RESUME, SET_LIMITS --------------------------------------------------------------------
+
+    def _set_trading_state(self, c: Command, state: TradingState) -> None:
+        book = self._books.get(c.instrument)
+        if book is None:
+            self._reject(c, Reason.BOOK_UNKNOWN_INSTRUMENT)
+            return
+        book.trading_state = int(state)  # halting a halted instrument is allowed: same event
+        self._instrument_event(c, book)
+
+    def _set_limits(self, c: Command) -> None:
+        book = self._books.get(c.instrument)
+        if book is None:
+            self._reject(c, Reason.BOOK_UNKNOWN_INSTRUMENT)
+            return
+        min_qty, max_qty = c.price, c.qty
+        if not 1 <= min_qty <= max_qty:
+            self._reject(c, Reason.BOOK_INVALID_QUANTITY)
+            return
+        book.min_qty, book.max_qty = min_qty, max_qty  # resting orders are not touched
+        self._instrument_event(c, book)
+
+    def _instrument_event(self, c: Command, book: Book) -> None:
+        """One INSTRUMENT_STATE event: the instrument's whole state after the command."""
+        self._events.append((
+            c.seq, c.ts_ns, c.order_id, 0, book.min_qty, book.max_qty, 0, 0,
+            book.instrument, c.account, 0, book.trading_state,
+            int(EventType.INSTRUMENT_STATE), 0, c.cmd, 0))
 
     # -- book and history bookkeeping ----------------------------------------------------------
 
@@ -512,13 +609,21 @@ class ReferenceCore:
     def open_orders(self) -> int:
         return len(self._live)
 
+    def instrument_state(self, instrument: int) -> dict[str, int] | None:
+        book = self._books.get(instrument)
+        if book is None:
+            return None
+        return dict(trading_state=book.trading_state, min_qty=book.min_qty,
+                    max_qty=book.max_qty)
+
     # -- integrity -----------------------------------------------------------------------------
 
     def state_digest(self) -> str:
         values: list[int] = []
         for instrument in sorted(self._books):
             book = self._books[instrument]
-            values += [instrument, len(book.bids), len(book.asks)]
+            values += [instrument, book.trading_state, book.min_qty, book.max_qty,
+                       len(book.bids), len(book.asks)]
             for side in (Side.BUY, Side.SELL):
                 for level in book.levels_best_first(side):
                     values += [level.price, len(level.orders)]
@@ -531,6 +636,10 @@ class ReferenceCore:
     def check_integrity(self) -> None:
         seen: dict[int, Order] = {}
         for instrument, book in self._books.items():
+            assert book.trading_state in (TradingState.OPEN, TradingState.HALTED), \
+                f"instrument {instrument}: trading state {book.trading_state}"
+            assert 1 <= book.min_qty <= book.max_qty <= INT64_MAX, \
+                f"instrument {instrument}: bounds {book.min_qty}..{book.max_qty}"
             for side in (Side.BUY, Side.SELL):
                 for price, level in book.levels(side).items():
                     where = f"instrument {instrument} side {side} level {price}"

@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = [
     "Side", "OrdType", "TimeInForce", "Flags", "CommandType", "EventType",
-    "CancelCause", "Reason", "OrderStatus",
+    "CancelCause", "Reason", "OrderStatus", "TradingState",
     "COMMAND_DTYPE", "EVENT_DTYPE", "DIGEST_DTYPE", "ORDER_STATE_DTYPE", "INSTRUMENT_STATE_DTYPE",
 ]
 
@@ -35,13 +35,19 @@ class TimeInForce(IntEnum):
 
 class Flags(IntFlag):
     NONE = 0
-    POST_ONLY = 1  # rejected (POST_ONLY_WOULD_TAKE) if it would trade on arrival
+    POST_ONLY = 1  # NEW: rejected (POST_ONLY_WOULD_TAKE) if it would trade on arrival
+    ALL_ACCOUNTS = 2  # MASS_CANCEL: every account's orders (the command's account is ignored)
 
 
 class CommandType(IntEnum):
     NEW = 1
     CANCEL = 2
     REPLACE = 3
+    # admin commands (docs/RULES.md, "Admin commands"): journaled and replayed like orders
+    MASS_CANCEL = 4  # the resting orders of an account (or all), an instrument (or all), a side
+    HALT = 5  # the instrument's trading state becomes HALTED: no NEW, no REPLACE
+    RESUME = 6  # the instrument's trading state becomes OPEN
+    SET_LIMITS = 7  # the instrument's quantity bounds: price = new min_qty, qty = new max_qty
 
 
 class EventType(IntEnum):
@@ -50,6 +56,7 @@ class EventType(IntEnum):
     TRADE = 3
     CANCELLED = 4
     REPLACED = 5
+    INSTRUMENT_STATE = 6  # HALT/RESUME/SET_LIMITS: reason = TradingState, price/qty = min/max qty
 
 
 class CancelCause(IntEnum):
@@ -60,6 +67,7 @@ class CancelCause(IntEnum):
     MARKET_REMAINDER = 3
     FOK_UNFILLABLE = 4
     LEVEL_QUANTITY_LIMIT = 5  # resting it would take its level's open total past 2**63 - 1
+    MASS_CANCEL = 6  # cancelled by a MASS_CANCEL command
 
 
 class Reason(IntEnum):
@@ -85,11 +93,37 @@ class Reason(IntEnum):
     BOOK_POST_ONLY_WOULD_TAKE = 1013
     BOOK_UNKNOWN_ORDER = 1014
     BOOK_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
+    BOOK_INSTRUMENT_HALTED = 1016
+    # -- gateway: a message refused before it reached the sequencer (engine/gateway) --
+    GATEWAY_MALFORMED = 3001            # not a MessagePack map of a known shape
+    GATEWAY_UNKNOWN_MESSAGE = 3002      # a "type" this server does not know
+    GATEWAY_INVALID_FIELD = 3003        # wrong type, missing, unknown or out-of-range field
+    GATEWAY_FRAME_TOO_LARGE = 3004      # length prefix above the limit (then disconnected)
+    GATEWAY_NOT_LOGGED_ON = 3005
+    GATEWAY_ALREADY_LOGGED_ON = 3006    # a second Logon on one connection
+    GATEWAY_AUTH_FAILED = 3007          # unknown account or wrong API key (not told apart)
+    GATEWAY_NOT_AUTHORIZED = 3008       # an admin action from a trader account
+    GATEWAY_RATE_LIMITED = 3009
+    GATEWAY_TOO_MANY_SESSIONS = 3010
+    GATEWAY_SLOW_CONSUMER = 3011        # send buffer past its bound (then disconnected)
+    GATEWAY_IDLE_TIMEOUT = 3012
+    GATEWAY_UNKNOWN_INSTRUMENT = 3013   # subscribe to an instrument the engine does not list
+    GATEWAY_ACCOUNT_IN_USE = 3014       # the account is logged on on another connection
+    GATEWAY_SHUTTING_DOWN = 3015
+    GATEWAY_LOGOUT = 3016               # the client asked to log out
+    GATEWAY_ENGINE_STOPPED = 3017       # the journal failed: intake stopped
     # -- edge: decimal to integer conversion (engine/instruments.py) --
     EDGE_PRICE_OFF_GRID = 5001
     EDGE_QUANTITY_OFF_GRID = 5002
     EDGE_UNKNOWN_SYMBOL = 5003
     EDGE_BAD_VALUE = 5004
+
+
+class TradingState(IntEnum):
+    """An instrument's trading state (the ``reason`` field of an INSTRUMENT_STATE event)."""
+
+    OPEN = 1  # every instrument starts open
+    HALTED = 2  # NEW and REPLACE are rejected (BOOK_INSTRUMENT_HALTED); cancels still work
 
 
 class OrderStatus(IntEnum):
@@ -126,14 +160,15 @@ EVENT_DTYPE = np.dtype([
     ("ts_ns", "<i8"),
     ("order_id", "<i8"),
     ("other_id", "<i8"),      # TRADE: the resting (maker) order id
-    ("price", "<i8"),         # TRADE: the maker's price; otherwise the order's price
-    ("qty", "<i8"),           # TRADE: traded qty; ACCEPTED/REPLACED: total qty; CANCELLED: qty cancelled
+    ("price", "<i8"),         # TRADE: the maker's price; INSTRUMENT_STATE: min_qty; else the order's
+    ("qty", "<i8"),           # TRADE: traded qty; ACCEPTED/REPLACED: total qty; CANCELLED: qty cancelled;
+                              # INSTRUMENT_STATE: max_qty
     ("leaves", "<i8"),        # open qty of order_id after the event
     ("other_leaves", "<i8"),  # TRADE: the maker's open qty after the trade
     ("instrument", "<u4"),
     ("account", "<u4"),
     ("other_account", "<u4"),
-    ("reason", "<u2"),        # REJECTED: Reason; CANCELLED: CancelCause
+    ("reason", "<u2"),        # REJECTED: Reason; CANCELLED: CancelCause; INSTRUMENT_STATE: TradingState
     ("type", "u1"),           # EventType
     ("side", "u1"),           # Side of order_id
     ("cmd", "u1"),            # CommandType of the command that produced the event
@@ -164,7 +199,8 @@ assert ORDER_STATE_DTYPE.itemsize == 48
 # One registered instrument in Core.export_state() and in a snapshot.
 INSTRUMENT_STATE_DTYPE = np.dtype([
     ("instrument", "<u4"),
-    ("_pad", "<u4"),
+    ("trading_state", "u1"),  # TradingState
+    ("_pad", "u1", (3,)),
     ("min_qty", "<i8"),
     ("max_qty", "<i8"),
 ])

@@ -19,9 +19,11 @@ from engine.schema import (
     CancelCause,
     CommandType,
     EventType,
+    Flags,
     OrdType,
     Reason,
     TimeInForce,
+    TradingState,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +60,18 @@ class Checked:
 
     def replace(self, *args: Any, **kwargs: Any) -> int:
         return self._checked(self.engine.replace(*args, **kwargs))
+
+    def mass_cancel(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.mass_cancel(*args, **kwargs))
+
+    def halt(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.halt(*args, **kwargs))
+
+    def resume(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.resume(*args, **kwargs))
+
+    def set_limits(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.set_limits(*args, **kwargs))
 
     def process(self, commands: np.ndarray) -> np.ndarray:
         return self._checked(self.engine.process(commands))
@@ -96,6 +110,8 @@ def _reason(type_: int, reason: int) -> int:
         return Reason(reason)
     if type_ == EventType.CANCELLED:
         return CancelCause(reason)
+    if type_ == EventType.INSTRUMENT_STATE:
+        return TradingState(reason)
     return reason
 
 
@@ -138,6 +154,11 @@ def rejected(order_id: int, price: int, qty: int, reason: Reason) -> E:
     return E(EventType.REJECTED, order_id, 0, price, qty, 0, 0, reason)
 
 
+def instrument_state(state: TradingState, min_qty: int, max_qty: int, order_id: int = 0) -> E:
+    """An INSTRUMENT_STATE event: reason = the trading state, price/qty = min/max qty."""
+    return E(EventType.INSTRUMENT_STATE, order_id, 0, min_qty, max_qty, 0, 0, state)
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +179,28 @@ def cancel_cmd(order_id: int, account: int = 0, seq: int = 0, ts_ns: int = 0) ->
 def replace_cmd(order_id: int, price: int, qty: int, account: int = 0, seq: int = 0,
                 ts_ns: int = 0) -> tuple:
     return (seq, ts_ns, order_id, price, qty, 0, account, CommandType.REPLACE, 0, 0, 0, 0, 0)
+
+
+def mass_cancel_cmd(account: int = 0, instrument: int = 0, side: int = 0,
+                    all_accounts: bool = False, order_id: int = 0, seq: int = 0,
+                    ts_ns: int = 0) -> tuple:
+    flags = Flags.ALL_ACCOUNTS if all_accounts else 0
+    return (seq, ts_ns, order_id, 0, 0, instrument, account, CommandType.MASS_CANCEL, side, 0, 0,
+            flags, 0)
+
+
+def halt_cmd(instrument: int, account: int = 0, seq: int = 0, ts_ns: int = 0) -> tuple:
+    return (seq, ts_ns, 0, 0, 0, instrument, account, CommandType.HALT, 0, 0, 0, 0, 0)
+
+
+def resume_cmd(instrument: int, account: int = 0, seq: int = 0, ts_ns: int = 0) -> tuple:
+    return (seq, ts_ns, 0, 0, 0, instrument, account, CommandType.RESUME, 0, 0, 0, 0, 0)
+
+
+def set_limits_cmd(instrument: int, min_qty: int, max_qty: int, account: int = 0, seq: int = 0,
+                   ts_ns: int = 0) -> tuple:
+    return (seq, ts_ns, 0, min_qty, max_qty, instrument, account, CommandType.SET_LIMITS, 0, 0, 0,
+            0, 0)
 
 
 def raw_cmd(**fields: int) -> tuple:
@@ -183,6 +226,12 @@ def per_call_expressible(row: tuple) -> bool:
         return (price, qty, instrument, side, ord_type, tif, flags) == (0,) * 7
     if cmd == CommandType.REPLACE:
         return (instrument, side, ord_type, tif, flags) == (0,) * 5
+    if cmd == CommandType.MASS_CANCEL:
+        return (price, qty, ord_type, tif) == (0,) * 4 and flags in (0, Flags.ALL_ACCOUNTS)
+    if cmd in (CommandType.HALT, CommandType.RESUME):
+        return (oid, price, qty, side, ord_type, tif, flags) == (0,) * 7
+    if cmd == CommandType.SET_LIMITS:
+        return (oid, side, ord_type, tif, flags) == (0,) * 5
     return False
 
 
@@ -195,4 +244,14 @@ def send(engine: Any, row: tuple) -> int:
                              ord_type=ord_type, tif=tif, flags=flags, seq=seq, ts_ns=ts)
     if cmd == CommandType.CANCEL:
         return engine.cancel(oid, account=account, seq=seq, ts_ns=ts)
-    return engine.replace(oid, price, qty, account=account, seq=seq, ts_ns=ts)
+    if cmd == CommandType.REPLACE:
+        return engine.replace(oid, price, qty, account=account, seq=seq, ts_ns=ts)
+    if cmd == CommandType.MASS_CANCEL:
+        return engine.mass_cancel(account=account, instrument=instrument, side=side,
+                                  all_accounts=bool(flags & Flags.ALL_ACCOUNTS), order_id=oid,
+                                  seq=seq, ts_ns=ts)
+    if cmd == CommandType.HALT:
+        return engine.halt(instrument, account=account, seq=seq, ts_ns=ts)
+    if cmd == CommandType.RESUME:
+        return engine.resume(instrument, account=account, seq=seq, ts_ns=ts)
+    return engine.set_limits(instrument, price, qty, account=account, seq=seq, ts_ns=ts)

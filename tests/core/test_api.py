@@ -12,10 +12,14 @@ from tests.conftest import (
     cancel_cmd,
     commands,
     ev,
+    halt_cmd,
+    mass_cancel_cmd,
     new_cmd,
     records,
     replace_cmd,
+    resume_cmd,
     send,
+    set_limits_cmd,
     trade,
 )
 
@@ -48,6 +52,16 @@ SCRIPT = [
     cancel_cmd(12, account=1),                         # now finished
     new_cmd(13, 9, BUY, 50, 5),                        # unknown instrument
     new_cmd(14, 1, 3, 50, 5),                          # bad side
+    new_cmd(15, 2, SELL, 60, 4, account=2),
+    halt_cmd(2, account=9),                            # INSTRUMENT_STATE
+    new_cmd(16, 2, SELL, 60, 4, account=2),            # rejected: halted
+    replace_cmd(15, 61, 4, account=2),                 # rejected: halted
+    resume_cmd(2, account=9),
+    set_limits_cmd(2, 1, 4, account=9),
+    set_limits_cmd(2, 5, 4, account=9),                # rejected: min above max
+    mass_cancel_cmd(account=2, side=SELL),             # cancels 15
+    mass_cancel_cmd(all_accounts=True, instrument=1),  # whatever still rests on 1
+    mass_cancel_cmd(instrument=9),                     # rejected: unknown instrument
 ]
 
 

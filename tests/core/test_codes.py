@@ -16,5 +16,5 @@ def test_every_core_reason_and_cause_is_compiled_in():
     book_reasons = {m.name for m in schema.Reason if m.name.startswith("BOOK_")}
     assert set(codes["Reason"]) == book_reasons
     for enum_name in ("CommandType", "Side", "OrdType", "TimeInForce", "EventType",
-                      "CancelCause", "OrderStatus"):
+                      "CancelCause", "OrderStatus", "TradingState"):
         assert set(codes[enum_name]) == {m.name for m in getattr(schema, enum_name)}, enum_name

@@ -1,5 +1,7 @@
 """Differential tests: random command streams through the reference model and the compiled core,
-per call and via process() in random chunks; events, digests, depth and order() must agree.
+per call and via process() in random chunks; events, digests, depth, instrument states and
+order() must agree. The streams carry every command type: orders, and the admin commands
+(mass cancel, halt, resume, set limits) at a low rate, so that books still build up.
 
 ``ENGINE_FUZZ_EXAMPLES`` sets the number of hypothesis examples (``make fuzz`` raises it).
 """
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.reference import ReferenceCore
-from engine.schema import EVENT_DTYPE, CommandType
+from engine.schema import EVENT_DTYPE, CommandType, Flags
 from tests.conftest import commands, load_core_class, per_call_expressible, records, send
 
 CORE = load_core_class()
@@ -57,8 +59,8 @@ class Runner:
     """One engine fed chunk by chunk in one of three ways; ``feed`` returns the chunk's events.
 
     batch:    process(chunk)
-    per_call: submit/cancel/replace per row (a one-row process() for rows the per-call API
-              cannot express), then drain_events()
+    per_call: submit/cancel/replace/mass_cancel/halt/resume/set_limits per row (a one-row
+              process() for rows the per-call API cannot express), then drain_events()
     mixed:    the first half per call and left pending, the second half through process(),
               which must not touch the pending events
     """
@@ -104,6 +106,7 @@ def snapshot(engine) -> dict:
         best={i: (engine.best_bid(i), engine.best_ask(i)) for i, _, _ in INSTRUMENTS},
         open_orders=engine.open_orders,
         pending=engine.pending_events,
+        instruments={i: engine.instrument_state(i) for i in (0, 1, 2, 3, UNKNOWN_INSTRUMENT)},
         orders={oid: engine.order(oid) for oid in range(-1, N_IDS + 2)},
     )
 
@@ -170,6 +173,19 @@ CANCEL_FAULTS = [
     ("order_id", 0), ("order_id", -1), ("account", 0), ("instrument", 2), ("side", 1),
     ("price", 100), ("qty", 3), ("flags", 1),
 ]
+MASS_CANCEL_FAULTS = [
+    ("instrument", UNKNOWN_INSTRUMENT), ("side", 3), ("side", 255), ("flags", 1),
+    ("flags", 0x8000), ("flags", 3), ("account", 0), ("order_id", 0), ("price", 100),
+    ("qty", 3), ("ord_type", 1), ("tif", 2),
+]
+STATE_FAULTS = [  # HALT and RESUME
+    ("instrument", UNKNOWN_INSTRUMENT), ("instrument", 0), ("order_id", 5), ("side", 1),
+    ("price", 100), ("qty", 3), ("flags", 2), ("tif", 1),
+]
+SET_LIMITS_FAULTS = [
+    ("instrument", UNKNOWN_INSTRUMENT), ("instrument", 0), ("price", 0), ("price", -1),
+    ("price", 13), ("qty", 0), ("qty", -5), ("order_id", 5), ("side", 2), ("flags", 1),
+]
 
 
 class Item(NamedTuple):
@@ -216,15 +232,47 @@ def replace_items(draw) -> Item:
 
 @st.composite
 def unknown_command_items(draw) -> Item:
-    return Item(dict(cmd=draw(st.sampled_from([0, 4, 255])), order_id=draw(st.integers(1, N_IDS)),
+    return Item(dict(cmd=draw(st.sampled_from([0, 8, 255])), order_id=draw(st.integers(1, N_IDS)),
                      instrument=1, side=1, ord_type=1, tif=1, price=100, qty=1), None, None)
 
 
 @st.composite
+def mass_cancel_items(draw) -> Item:
+    # the account follows the (otherwise ignored) order id, as for cancels: 1, 2 or 3
+    return Item(dict(cmd=CommandType.MASS_CANCEL, order_id=draw(st.integers(1, N_IDS)),
+                     instrument=draw(st.sampled_from([0, 0, 1, 1, 2, 3])),
+                     side=draw(st.sampled_from([0, 0, 1, 2])),
+                     flags=draw(st.sampled_from([0, 0, 0, int(Flags.ALL_ACCOUNTS)]))),
+                draw_fault(draw, MASS_CANCEL_FAULTS), None)
+
+
+@st.composite
+def state_items(draw) -> Item:
+    # resumes twice as often as halts: an instrument is halted about a third of the time
+    cmd = draw(st.sampled_from([CommandType.RESUME, CommandType.RESUME, CommandType.HALT]))
+    return Item(dict(cmd=cmd, instrument=draw(st.sampled_from([1, 1, 2, 3]))),
+                draw_fault(draw, STATE_FAULTS), None)
+
+
+@st.composite
+def set_limits_items(draw) -> Item:
+    min_qty = draw(st.integers(1, 3))
+    max_qty = draw(st.sampled_from([min_qty, 4, 6, 8, 10, 12, 2 ** 63 - 1]))
+    return Item(dict(cmd=CommandType.SET_LIMITS, instrument=draw(st.sampled_from([1, 2, 3])),
+                     price=min_qty, qty=max(min_qty, max_qty)),
+                draw_fault(draw, SET_LIMITS_FAULTS), None)
+
+
+ITEM_WEIGHTS = (["new"] * 20 + ["cancel"] * 6 + ["replace"] * 8 + ["unknown"] * 2
+                + ["mass_cancel"] * 1 + ["state"] * 2 + ["set_limits"] * 1)
+
+
+@st.composite
 def items(draw) -> Item:
-    kind = draw(st.sampled_from(["new"] * 10 + ["cancel"] * 3 + ["replace"] * 4 + ["unknown"]))
+    kind = draw(st.sampled_from(ITEM_WEIGHTS))
     return draw(dict(new=new_items(), cancel=cancel_items(), replace=replace_items(),
-                     unknown=unknown_command_items())[kind])
+                     unknown=unknown_command_items(), mass_cancel=mass_cancel_items(),
+                     state=state_items(), set_limits=set_limits_items())[kind])
 
 
 def resolve(stream: list[Item]) -> list[tuple]:
@@ -236,7 +284,7 @@ def resolve(stream: list[Item]) -> list[tuple]:
         fields = dict(item.fields)
         if item.target is not None and recent:
             fields["order_id"] = recent[-1 - item.target % len(recent)]
-        fields["account"] = account_of(fields["order_id"])
+        fields["account"] = account_of(fields.get("order_id", 0))
         if fields["cmd"] == CommandType.NEW:
             recent = (recent + [fields["order_id"]])[-6:]
             if index % 2:  # runs of identical draws (which hypothesis likes) still cross
@@ -277,8 +325,8 @@ def test_core_matches_the_reference_on_random_streams(rows, chunk_sizes):
 
 def seeded_stream(seed: int, n: int, n_ids: int) -> list[tuple]:
     """``n`` commands from a fixed numpy seed: the same distribution as the hypothesis streams,
-    but over ``n_ids`` ids so that books grow deeper. Only per-call expressible rows, so that
-    the "mixed" runner can be used."""
+    but over ``n_ids`` ids so that books grow deeper, and one admin command in about 33. Only
+    per-call expressible rows, so that the "mixed" runner can be used."""
     rng = np.random.RandomState(seed)
 
     def pick(options, p=None):
@@ -313,10 +361,26 @@ def seeded_stream(seed: int, n: int, n_ids: int) -> list[tuple]:
         elif kind < 0.75:
             rows.append(row(cmd=CommandType.CANCEL, order_id=order_id,
                             account=some_account(order_id)))
-        else:
+        elif kind < 0.97:
             rows.append(row(cmd=CommandType.REPLACE, order_id=order_id,
                             account=some_account(order_id), price=some_price(),
                             qty=int(rng.randint(0, 13))))
+        elif kind < 0.98:
+            rows.append(row(
+                cmd=CommandType.MASS_CANCEL, order_id=order_id, account=some_account(order_id),
+                instrument=pick([0, 1, 2, 3, UNKNOWN_INSTRUMENT], [0.3, 0.3, 0.2, 0.15, 0.05]),
+                side=pick([0, 1, 2, 3], [0.5, 0.24, 0.24, 0.02]),
+                flags=pick([0, int(Flags.ALL_ACCOUNTS)], [0.75, 0.25])))
+        elif kind < 0.99:
+            # resumes twice as often as halts, so that instruments are mostly open
+            rows.append(row(cmd=pick([CommandType.HALT, CommandType.RESUME], [1 / 3, 2 / 3]),
+                            account=int(rng.randint(0, 4)),
+                            instrument=pick([1, 2, 3, UNKNOWN_INSTRUMENT], [0.4, 0.3, 0.25, 0.05])))
+        else:
+            min_qty = int(rng.randint(0, 4))  # 0: rejected
+            rows.append(row(cmd=CommandType.SET_LIMITS, account=int(rng.randint(0, 4)),
+                            instrument=pick([1, 2, 3, UNKNOWN_INSTRUMENT], [0.4, 0.3, 0.25, 0.05]),
+                            price=min_qty, qty=pick([min_qty - 1, 6, 10, 12, 2 ** 63 - 1])))
     return stamp(rows)
 
 

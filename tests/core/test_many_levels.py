@@ -88,3 +88,41 @@ def test_sweeping_thousands_of_levels_in_one_order():
     assert core.best_ask(1) == (1_000 + 2 * 2_501, 1)
     assert len(core.depth(1, n)[1]) == n - 2_501
     assert core.best_bid(1) is None
+
+
+@pytest.mark.parametrize("seed,spread", [(4, 3_000), (5, 20_000)])
+def test_mass_cancel_across_thousands_of_levels(seed, spread):
+    """MASS_CANCEL walks each side from the best level down while it removes levels and empties
+    whole blocks (accounts own runs of about 100 adjacent prices, longer than a block)."""
+    core_cls = load_core_class()
+    cmds = _stream(seed, 12_000, spread)
+    cmds["instrument"] = 1
+    rng = np.random.default_rng(seed)
+    runs = 1 + (np.abs(cmds["price"] - 100_000) // 100) % 3
+    cmds["account"] = np.where(rng.random(len(cmds)) < 0.98, runs, rng.integers(1, 4, len(cmds)))
+    cmds["cmd"][cmds["cmd"] != CommandType.NEW] = CommandType.NEW  # build up: no cancels
+    cmds["order_id"] = np.arange(1, len(cmds) + 1)
+    cmds["side"] = np.where(cmds["side"] == 0, 1, cmds["side"])
+    cmds["ord_type"], cmds["tif"] = OrdType.LIMIT, TimeInForce.GTC
+    cmds["qty"] = np.maximum(cmds["qty"], 1)
+    core, ref = core_cls(), ReferenceCore()
+    for engine in (core, ref):
+        engine.add_instrument(5)
+        engine.add_instrument(1)
+    assert core.process(cmds).tobytes() == ref.process(cmds).tobytes()
+    assert min(len(side) for side in core.depth(1, 100_000)) > 500
+    admin = np.zeros(5, dtype=COMMAND_DTYPE)
+    admin["seq"] = np.arange(len(cmds) + 1, len(cmds) + 6)
+    admin["cmd"] = CommandType.MASS_CANCEL
+    admin["account"] = [2, 3, 1, 0, 0]
+    admin["instrument"] = [1, 0, 1, 1, 0]
+    admin["side"] = [0, Side.SELL, Side.BUY, 0, 0]
+    admin["flags"] = [0, 0, 0, 0, 2]     # the last: every account's orders (a kill switch)
+    for i in range(len(admin)):
+        ev_core, ev_ref = core.process(admin[i:i + 1]), ref.process(admin[i:i + 1])
+        assert ev_core.tobytes() == ev_ref.tobytes(), f"events differ at mass cancel {i}"
+        core.check_integrity()
+        assert core.state_digest() == ref.state_digest()
+        assert core.depth(1, 100_000) == ref.depth(1, 100_000)
+        assert (ev_core["reason"] == 6).all() and (ev_core["cmd"] == CommandType.MASS_CANCEL).all()
+    assert len(ev_core) > 0 and core.open_orders == 0

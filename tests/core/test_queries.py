@@ -278,14 +278,16 @@ def test_state_digest_follows_the_documented_layout(make_core):
     core.submit(14, 1, SELL, 102, 1, account=9)
     core.submit(15, 1, SELL, 99, 2, account=1)  # fills 2 of order 10
     core.submit(16, 3, SELL, 50, 1, account=2)
+    core.halt(2)
+    core.set_limits(3, 2, 9)  # the resting order 16 (qty 1) stays as it is
     values = [
-        1, 2, 2,
+        1, 1, 1, INT64_MAX, 2, 2,
         99, 2, 10, 7, 5, 2, 0, 11, 8, 4, 0, int(POST_ONLY),
         98, 1, 12, 7, 3, 0, 0,
         101, 1, 13, 9, 6, 0, 0,
         102, 1, 14, 9, 1, 0, 0,
-        2, 0, 0,
-        3, 0, 1,
+        2, 2, 1, INT64_MAX, 0, 0,
+        3, 1, 2, 9, 0, 1,
         50, 1, 16, 2, 1, 0, 0,
     ]
     expected = hashlib.blake2b(np.array(values, dtype="<i8").tobytes(), digest_size=32)

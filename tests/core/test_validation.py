@@ -29,6 +29,15 @@ def core(make_core):
     return core
 
 
+def halt_if(core, changes: dict) -> dict:
+    """Halt the instrument if ``changes`` asks for it (``halted=True``); the other changes."""
+    changes = dict(changes)
+    if changes.pop("halted", False):
+        core.halt(INSTR)
+        core.drain_events()
+    return changes
+
+
 def good_new(**changes):
     fields = dict(cmd=CommandType.NEW, seq=77, ts_ns=88, order_id=1, instrument=INSTR, account=3,
                   side=BUY, ord_type=LIMIT, tif=GTC, flags=0, price=100, qty=5)
@@ -36,52 +45,58 @@ def good_new(**changes):
     return raw_cmd(**fields)
 
 
-# Each NEW fails exactly the named check and passes every check before it.
+# Each NEW fails exactly the named check and passes every check before it
+# (``halted=True``: sent after a HALT of the instrument).
 NEW_REJECTS = [
     ("1 unknown command 0", dict(cmd=0), Reason.BOOK_UNKNOWN_COMMAND),
-    ("1 unknown command 4", dict(cmd=4), Reason.BOOK_UNKNOWN_COMMAND),
+    ("1 unknown command 8", dict(cmd=8), Reason.BOOK_UNKNOWN_COMMAND),
     ("1 unknown command 255", dict(cmd=255), Reason.BOOK_UNKNOWN_COMMAND),
     ("2 order id 0", dict(order_id=0), Reason.BOOK_INVALID_ORDER_ID),
     ("2 order id negative", dict(order_id=-5), Reason.BOOK_INVALID_ORDER_ID),
     ("3 unknown instrument", dict(instrument=UNKNOWN_INSTR), Reason.BOOK_UNKNOWN_INSTRUMENT),
-    ("4 side 0", dict(side=0), Reason.BOOK_INVALID_SIDE),
-    ("4 side 3", dict(side=3), Reason.BOOK_INVALID_SIDE),
-    ("5 ord_type 0", dict(ord_type=0), Reason.BOOK_INVALID_ORDER_TYPE),
-    ("5 ord_type 3", dict(ord_type=3), Reason.BOOK_INVALID_ORDER_TYPE),
-    ("6 tif 0", dict(tif=0), Reason.BOOK_INVALID_TIME_IN_FORCE),
-    ("6 tif 4", dict(tif=4), Reason.BOOK_INVALID_TIME_IN_FORCE),
-    ("7 unknown flag bit", dict(flags=2), Reason.BOOK_INVALID_INSTRUCTIONS),
-    ("7 unknown flag bit with post-only", dict(flags=POST_ONLY | 0x8000),
+    ("4 instrument halted", dict(halted=True), Reason.BOOK_INSTRUMENT_HALTED),
+    ("5 side 0", dict(side=0), Reason.BOOK_INVALID_SIDE),
+    ("5 side 3", dict(side=3), Reason.BOOK_INVALID_SIDE),
+    ("6 ord_type 0", dict(ord_type=0), Reason.BOOK_INVALID_ORDER_TYPE),
+    ("6 ord_type 3", dict(ord_type=3), Reason.BOOK_INVALID_ORDER_TYPE),
+    ("7 tif 0", dict(tif=0), Reason.BOOK_INVALID_TIME_IN_FORCE),
+    ("7 tif 4", dict(tif=4), Reason.BOOK_INVALID_TIME_IN_FORCE),
+    ("8 unknown flag bit", dict(flags=2), Reason.BOOK_INVALID_INSTRUCTIONS),
+    ("8 unknown flag bit with post-only", dict(flags=POST_ONLY | 0x8000),
      Reason.BOOK_INVALID_INSTRUCTIONS),
-    ("7 post-only market", dict(flags=POST_ONLY, ord_type=MARKET), Reason.BOOK_INVALID_INSTRUCTIONS),
-    ("7 post-only ioc", dict(flags=POST_ONLY, tif=IOC), Reason.BOOK_INVALID_INSTRUCTIONS),
-    ("7 post-only fok", dict(flags=POST_ONLY, tif=FOK), Reason.BOOK_INVALID_INSTRUCTIONS),
-    ("8 qty 0", dict(qty=0), Reason.BOOK_INVALID_QUANTITY),
-    ("8 qty negative", dict(qty=-3), Reason.BOOK_INVALID_QUANTITY),
-    ("9 qty below min", dict(qty=MIN_QTY - 1), Reason.BOOK_QUANTITY_BELOW_MIN),
-    ("10 qty above max", dict(qty=MAX_QTY + 1), Reason.BOOK_QUANTITY_ABOVE_MAX),
-    ("10 qty int64 max", dict(qty=INT64_MAX), Reason.BOOK_QUANTITY_ABOVE_MAX),
-    ("11 limit price 0", dict(price=0), Reason.BOOK_INVALID_PRICE),
-    ("11 limit price negative", dict(price=-100), Reason.BOOK_INVALID_PRICE),
-    ("12 duplicate of a live order", dict(order_id=50), Reason.BOOK_DUPLICATE_ORDER_ID),
-    ("12 duplicate of a live order on another side", dict(order_id=51, side=BUY, price=90),
+    ("8 post-only market", dict(flags=POST_ONLY, ord_type=MARKET), Reason.BOOK_INVALID_INSTRUCTIONS),
+    ("8 post-only ioc", dict(flags=POST_ONLY, tif=IOC), Reason.BOOK_INVALID_INSTRUCTIONS),
+    ("8 post-only fok", dict(flags=POST_ONLY, tif=FOK), Reason.BOOK_INVALID_INSTRUCTIONS),
+    ("9 qty 0", dict(qty=0), Reason.BOOK_INVALID_QUANTITY),
+    ("9 qty negative", dict(qty=-3), Reason.BOOK_INVALID_QUANTITY),
+    ("10 qty below min", dict(qty=MIN_QTY - 1), Reason.BOOK_QUANTITY_BELOW_MIN),
+    ("11 qty above max", dict(qty=MAX_QTY + 1), Reason.BOOK_QUANTITY_ABOVE_MAX),
+    ("11 qty int64 max", dict(qty=INT64_MAX), Reason.BOOK_QUANTITY_ABOVE_MAX),
+    ("12 limit price 0", dict(price=0), Reason.BOOK_INVALID_PRICE),
+    ("12 limit price negative", dict(price=-100), Reason.BOOK_INVALID_PRICE),
+    ("13 duplicate of a live order", dict(order_id=50), Reason.BOOK_DUPLICATE_ORDER_ID),
+    ("13 duplicate of a live order on another side", dict(order_id=51, side=BUY, price=90),
      Reason.BOOK_DUPLICATE_ORDER_ID),
-    ("13 post-only buy at the ask", dict(flags=POST_ONLY, price=101),
+    ("14 post-only buy at the ask", dict(flags=POST_ONLY, price=101),
      Reason.BOOK_POST_ONLY_WOULD_TAKE),
-    ("13 post-only sell at the bid", dict(flags=POST_ONLY, side=SELL, price=99),
+    ("14 post-only sell at the bid", dict(flags=POST_ONLY, side=SELL, price=99),
      Reason.BOOK_POST_ONLY_WOULD_TAKE),
     # the first failing check wins
     ("2 before 3", dict(order_id=0, instrument=UNKNOWN_INSTR), Reason.BOOK_INVALID_ORDER_ID),
-    ("3 before 4", dict(instrument=UNKNOWN_INSTR, side=0), Reason.BOOK_UNKNOWN_INSTRUMENT),
-    ("4 before 5", dict(side=0, ord_type=0), Reason.BOOK_INVALID_SIDE),
-    ("5 before 6", dict(ord_type=0, tif=0), Reason.BOOK_INVALID_ORDER_TYPE),
-    ("6 before 7", dict(tif=0, flags=2), Reason.BOOK_INVALID_TIME_IN_FORCE),
-    ("7 before 8", dict(flags=2, qty=0), Reason.BOOK_INVALID_INSTRUCTIONS),
-    ("8 before 9", dict(qty=0, price=0), Reason.BOOK_INVALID_QUANTITY),
-    ("9 before 11", dict(qty=1, price=0), Reason.BOOK_QUANTITY_BELOW_MIN),
-    ("10 before 11", dict(qty=MAX_QTY + 1, price=0), Reason.BOOK_QUANTITY_ABOVE_MAX),
-    ("11 before 12", dict(order_id=50, price=0), Reason.BOOK_INVALID_PRICE),
-    ("12 before 13", dict(order_id=50, flags=POST_ONLY, price=101),
+    ("2 before 4", dict(halted=True, order_id=0), Reason.BOOK_INVALID_ORDER_ID),
+    ("3 before 5", dict(instrument=UNKNOWN_INSTR, side=0), Reason.BOOK_UNKNOWN_INSTRUMENT),
+    ("4 before 5", dict(halted=True, side=0), Reason.BOOK_INSTRUMENT_HALTED),
+    ("4 before 9", dict(halted=True, qty=0), Reason.BOOK_INSTRUMENT_HALTED),
+    ("4 before 13", dict(halted=True, order_id=50), Reason.BOOK_INSTRUMENT_HALTED),
+    ("5 before 6", dict(side=0, ord_type=0), Reason.BOOK_INVALID_SIDE),
+    ("6 before 7", dict(ord_type=0, tif=0), Reason.BOOK_INVALID_ORDER_TYPE),
+    ("7 before 8", dict(tif=0, flags=2), Reason.BOOK_INVALID_TIME_IN_FORCE),
+    ("8 before 9", dict(flags=2, qty=0), Reason.BOOK_INVALID_INSTRUCTIONS),
+    ("9 before 10", dict(qty=0, price=0), Reason.BOOK_INVALID_QUANTITY),
+    ("10 before 12", dict(qty=1, price=0), Reason.BOOK_QUANTITY_BELOW_MIN),
+    ("11 before 12", dict(qty=MAX_QTY + 1, price=0), Reason.BOOK_QUANTITY_ABOVE_MAX),
+    ("12 before 13", dict(order_id=50, price=0), Reason.BOOK_INVALID_PRICE),
+    ("13 before 14", dict(order_id=50, flags=POST_ONLY, price=101),
      Reason.BOOK_DUPLICATE_ORDER_ID),
 ]
 
@@ -89,7 +104,7 @@ NEW_REJECTS = [
 @pytest.mark.parametrize("changes, reason", [c[1:] for c in NEW_REJECTS],
                          ids=[c[0] for c in NEW_REJECTS])
 def test_new_failing_a_check_is_rejected_verbatim_and_changes_nothing(core, changes, reason):
-    row = good_new(**changes)
+    row = good_new(**halt_if(core, changes))
     before = core.state_digest()
     out = core.process(commands([row]))
     c = dict(zip(("seq", "ts_ns", "order_id", "price", "qty", "instrument", "account", "cmd",
@@ -108,7 +123,7 @@ def test_new_failing_a_check_is_rejected_verbatim_and_changes_nothing(core, chan
                          ids=[c[0] for c in NEW_REJECTS if c[1].get("cmd") is None
                               and c[1].get("order_id") not in (50, 51)])
 def test_a_rejected_new_is_recorded_with_the_command_fields(core, changes, reason):
-    row = good_new(**changes)
+    row = good_new(**halt_if(core, changes))
     core.process(commands([row]))
     c = dict(zip(("seq", "ts_ns", "order_id", "price", "qty", "instrument", "account", "cmd",
                   "side", "ord_type", "tif", "flags"), row))
@@ -156,25 +171,30 @@ def test_post_only_just_inside_the_spread_is_accepted(core):
         EventType.ACCEPTED, EventType.REJECTED, EventType.ACCEPTED]
 
 
-# REPLACE of order 50 (account 1, buy 99, qty 10, filled 4; instrument qty 2..100).
+# REPLACE of order 50 (account 1, buy 99, qty 10, filled 4; instrument qty 2..100);
+# ``halted=True``: sent after a HALT of the instrument.
 REPLACE_REJECTS = [
     ("1 unknown order", dict(order_id=777), Reason.BOOK_UNKNOWN_ORDER),
     ("1 other account", dict(account=2), Reason.BOOK_UNKNOWN_ORDER),
     ("1 finished order", dict(order_id=49), Reason.BOOK_UNKNOWN_ORDER),
     ("1 order id 0", dict(order_id=0), Reason.BOOK_UNKNOWN_ORDER),
-    ("2 qty 0", dict(qty=0), Reason.BOOK_INVALID_QUANTITY),
-    ("2 qty negative", dict(qty=-1), Reason.BOOK_INVALID_QUANTITY),
-    ("3 price 0", dict(price=0), Reason.BOOK_INVALID_PRICE),
-    ("3 price negative", dict(price=-99), Reason.BOOK_INVALID_PRICE),
-    ("4 qty below min", dict(qty=MIN_QTY - 1), Reason.BOOK_QUANTITY_BELOW_MIN),
-    ("5 qty above max", dict(qty=MAX_QTY + 1), Reason.BOOK_QUANTITY_ABOVE_MAX),
-    ("6 qty equal to filled", dict(qty=4), Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED),
-    ("6 qty below filled", dict(qty=3), Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED),
+    ("2 instrument halted", dict(halted=True), Reason.BOOK_INSTRUMENT_HALTED),
+    ("3 qty 0", dict(qty=0), Reason.BOOK_INVALID_QUANTITY),
+    ("3 qty negative", dict(qty=-1), Reason.BOOK_INVALID_QUANTITY),
+    ("4 price 0", dict(price=0), Reason.BOOK_INVALID_PRICE),
+    ("4 price negative", dict(price=-99), Reason.BOOK_INVALID_PRICE),
+    ("5 qty below min", dict(qty=MIN_QTY - 1), Reason.BOOK_QUANTITY_BELOW_MIN),
+    ("6 qty above max", dict(qty=MAX_QTY + 1), Reason.BOOK_QUANTITY_ABOVE_MAX),
+    ("7 qty equal to filled", dict(qty=4), Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED),
+    ("7 qty below filled", dict(qty=3), Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED),
     # the first failing check wins
-    ("1 before 2", dict(account=2, qty=0), Reason.BOOK_UNKNOWN_ORDER),
-    ("2 before 3", dict(qty=0, price=0), Reason.BOOK_INVALID_QUANTITY),
-    ("3 before 4", dict(price=0, qty=1), Reason.BOOK_INVALID_PRICE),
-    ("4 before 6", dict(qty=1), Reason.BOOK_QUANTITY_BELOW_MIN),
+    ("1 before 2", dict(halted=True, account=2), Reason.BOOK_UNKNOWN_ORDER),
+    ("1 before 3", dict(account=2, qty=0), Reason.BOOK_UNKNOWN_ORDER),
+    ("2 before 3", dict(halted=True, qty=0), Reason.BOOK_INSTRUMENT_HALTED),
+    ("2 before 7", dict(halted=True, qty=4), Reason.BOOK_INSTRUMENT_HALTED),
+    ("3 before 4", dict(qty=0, price=0), Reason.BOOK_INVALID_QUANTITY),
+    ("4 before 5", dict(price=0, qty=1), Reason.BOOK_INVALID_PRICE),
+    ("5 before 7", dict(qty=1), Reason.BOOK_QUANTITY_BELOW_MIN),
 ]
 
 
@@ -182,7 +202,7 @@ REPLACE_REJECTS = [
                          ids=[c[0] for c in REPLACE_REJECTS])
 def test_replace_failing_a_check_is_rejected_verbatim_and_changes_nothing(core, changes, reason):
     args = dict(order_id=50, price=98, qty=8, account=1, seq=5, ts_ns=6)
-    args.update(changes)
+    args.update(halt_if(core, changes))
     before_digest, before_order = core.state_digest(), core.order(50)
     before_target = core.order(args["order_id"])
     assert core.replace(args["order_id"], args["price"], args["qty"], account=args["account"],
@@ -205,7 +225,7 @@ def test_replace_of_a_post_only_order_that_would_cross_is_rejected_last(make_cor
     before = core.state_digest()
     out = core.process(commands([replace_cmd(2, 101, 1), replace_cmd(2, 101, 8)]))
     assert [e.reason for e in ev(out)] == [
-        Reason.BOOK_QUANTITY_BELOW_MIN,  # check 4 comes before check 7
+        Reason.BOOK_QUANTITY_BELOW_MIN,  # check 5 comes before check 8
         Reason.BOOK_POST_ONLY_WOULD_TAKE,
     ]
     assert core.state_digest() == before
@@ -228,10 +248,10 @@ def test_replace_checks_against_the_orders_own_instrument_limits(make_core):
 
 def test_unknown_command_is_rejected_for_any_command_type_value(make_core):
     core = make_core(INSTR)
-    rows = [raw_cmd(cmd=value, order_id=3, seq=value) for value in (0, 4, 100, 255)]
+    rows = [raw_cmd(cmd=value, order_id=3, seq=value) for value in (0, 8, 100, 255)]
     out = core.process(commands(rows))
     assert [(r["cmd"], r["reason"], r["seq"]) for r in records(out)] == [
-        (value, Reason.BOOK_UNKNOWN_COMMAND, value) for value in (0, 4, 100, 255)]
+        (value, Reason.BOOK_UNKNOWN_COMMAND, value) for value in (0, 8, 100, 255)]
 
 
 def test_new_through_the_per_call_api_rejects_like_the_batch_api(make_core):

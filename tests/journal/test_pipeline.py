@@ -36,6 +36,21 @@ def every_kind(n: int, seed: int = 7) -> np.ndarray:
     cmds["qty"][bad[kinds == 1]] = 0                   # invalid quantity
     cmds["cmd"][bad[kinds == 2]] = 9                   # unknown command
     cmds["account"][bad[kinds == 3]] = 5               # someone else's order (cancel/replace)
+    # admin commands: halts resumed 40 commands later, limit changes, mass cancels
+    admin = rng.choice(len(cmds) - 40, size=max(n // 1000, 4), replace=False)
+    for k, i in enumerate(admin.tolist()):
+        kind = k % 4
+        if kind == 0:
+            cmds["cmd"][i], cmds["cmd"][i + 40] = CommandType.HALT, CommandType.RESUME
+            cmds["instrument"][i + 40] = cmds["instrument"][i]
+        elif kind == 1:
+            cmds["cmd"][i] = CommandType.SET_LIMITS
+            cmds["price"][i], cmds["qty"][i] = 1 + k % 3, 60 + k % 50   # min, max (lots)
+        else:
+            cmds["cmd"][i] = CommandType.MASS_CANCEL
+            cmds["instrument"][i] *= k % 2                   # 0: every instrument
+            cmds["side"][i] = k % 3                          # 0: both sides
+            cmds["flags"][i] = Flags.ALL_ACCOUNTS if k % 5 == 0 else 0
     return cmds
 
 
