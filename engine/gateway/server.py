@@ -315,6 +315,8 @@ class Server:
             s.close(Reason.GATEWAY_SHUTTING_DOWN, "the server is shutting down")
         await asyncio.sleep(0)        # let the transports flush their Logout frames
         self.engine.close()
+        log.info("stopped: %d commands journaled, durable to seq %d", self.engine.last_seq,
+                 self.engine.durable_seq)
 
     def admit(self, session: Session) -> bool:
         if len(self.sessions) >= self.gw.max_sessions:

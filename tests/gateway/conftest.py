@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import msgspec
+import pytest
 import uvloop
 
 from engine.config import EngineConfig, default_config
@@ -57,3 +59,19 @@ async def settle(server: Server, rounds: int = 5) -> None:
     """Let the loop run until the server has processed and released what it received."""
     for _ in range(rounds):
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def port():
+    """A gateway on 127.0.0.1 (any free port), on its own event loop in a thread, for blocking
+    clients (SyncClient, `engine client`)."""
+    loop = uvloop.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = Server(default_config(), durability="none")
+    p = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", 0), loop).result(10)
+    yield p
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()

@@ -292,3 +292,21 @@ def test_messages_before_logon_are_refused() -> None:
             writer.close()
     run(body)
 
+
+
+def test_the_blocking_client_trades_and_reconnects(port: int) -> None:
+    from engine.gateway import SyncClient
+
+    with SyncClient("127.0.0.1", port, *ALICE) as a, SyncClient("127.0.0.1", port, *BOB) as b:
+        a.new_order(1, AAPL, "sell", 5, 15_000)
+        assert a.next_report().exec_type == "new"
+        b.new_order(1, AAPL, "buy", 2, 15_000)
+        assert [r.exec_type for r in (b.next_report(), b.next_report())] == ["new", "trade"]
+        fill = a.next_report()
+        assert (fill.exec_type, fill.cum_qty, fill.leaves_qty) == ("trade", 2, 3)
+    with pytest.raises(ClientError) as e:
+        SyncClient("127.0.0.1", port, 1, "nope")
+    assert e.value.reason == Reason.GATEWAY_AUTH_FAILED
+    with SyncClient("127.0.0.1", port, *ALICE, last_report_seq=1) as again:
+        assert again.logon_ack.resent == 1
+        assert again.next_report().report_seq == 2

@@ -387,23 +387,6 @@ def test_market_data_prints_only_while_watching_and_status_once():
 
 # -- real sessions --------------------------------------------------------------------------------
 
-@pytest.fixture
-def port():
-    """A gateway on 127.0.0.1 (any free port), on its own event loop in a thread."""
-    from engine.gateway.server import Server
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = Server(default_config(), durability="none")
-    p = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", 0), loop).result(10)
-    yield p
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
-
-
 KEYS = {1: "demo-alice-key", 2: "demo-bob-key", 9: "demo-admin-key"}
 
 
