@@ -1,4 +1,7 @@
-"""Builds the compiled core and the journal codec. Switches (environment variables):
+"""Builds the compiled core, the journal codec, the gateway's report encoder and its inbound
+fast path.
+
+Switches (environment variables):
 
 ENGINE_ANNOTATE=1   write Cython's HTML annotation next to each .pyx
 ENGINE_DEBUG=1      keep bounds/wraparound checks and add line tracing (slow; for profiling)
@@ -34,6 +37,8 @@ extensions = [
     for name, source in [
         ("engine._core", "engine/_core.pyx"),
         ("engine.journal._codec", "engine/journal/_codec.pyx"),
+        ("engine.gateway._reports", "engine/gateway/_reports.pyx"),
+        ("engine.gateway._wire", "engine/gateway/_wire.pyx"),
     ]
 ]
 

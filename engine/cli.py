@@ -10,12 +10,25 @@ import sys
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.target not in ("core", "journal"):
-        print(f"engine bench: unknown target {args.target!r} (known: core, journal)",
+    if args.target not in ("core", "journal", "gateway"):
+        print(f"engine bench: unknown target {args.target!r} (known: core, journal, gateway)",
               file=sys.stderr)
         return 2
     progress = None if args.json else (lambda m: print(f"  .. {m}", file=sys.stderr, flush=True))
-    if args.target == "journal":
+    if args.target == "gateway":
+        from .bench_gateway import BenchArgumentError, format_report, parse_rate, \
+            run_gateway_bench
+
+        try:
+            r = run_gateway_bench(args.connections, parse_rate(args.rate), args.duration,
+                                  window=args.window, durability=args.durability,
+                                  repeat=3 if args.repeat is None else args.repeat,
+                                  warmup_s=args.warmup, seed=args.seed, directory=args.dir,
+                                  progress=progress)
+        except BenchArgumentError as e:
+            print(f"engine bench gateway: {e}", file=sys.stderr)
+            return 2
+    elif args.target == "journal":
         from .bench_journal import format_report, run_journal_bench
 
         r = run_journal_bench(5_000_000 if args.commands is None else args.commands,
@@ -114,13 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine", description="An in-memory order engine.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("bench", help="run a benchmark (target: core or journal)")
-    b.add_argument("target", help="what to benchmark: core or journal")
+    b = sub.add_parser("bench", help="run a benchmark (target: core, journal or gateway)")
+    b.add_argument("target", help="what to benchmark: core, journal or gateway")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--commands", type=int, default=None,
                    help="workload size (default: 1,000,000 for core, 5,000,000 for journal)")
     b.add_argument("--repeat", type=int, default=None,
-                   help="runs per figure; the median is shown (default: 5 for core, 3 for journal)")
+                   help="runs per figure; the median is shown (default: 5 for core, 3 for"
+                        " journal and gateway)")
     b.add_argument("--ref-commands", type=int, default=200_000,
                    help="commands run through the (slow) reference model")
     b.add_argument("--memory-orders", type=int, default=1_000_000,
@@ -137,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the recovery snapshot is taken this many commands before the end")
     j.add_argument("--dir", default=None,
                    help="where the temporary journals go (default: the current directory)")
+    g = b.add_argument_group("gateway")
+    g.add_argument("--connections", type=int, default=1,
+                   help="TCP connections, one trader account each (default: 1)")
+    g.add_argument("--rate", default="max", metavar="R|max",
+                   help="max (default): pipelined, --window orders outstanding per connection;"
+                        " R: orders/s over all connections, paced, latency from each order's"
+                        " intended send time")
+    g.add_argument("--duration", type=float, default=5.0,
+                   help="seconds measured per run, after the warm-up (default: 5)")
+    g.add_argument("--warmup", type=float, default=1.0,
+                   help="seconds of load before the measured window (default: 1)")
+    g.add_argument("--window", type=int, default=500,
+                   help="with --rate max: orders outstanding per connection (default: 500)")
+    g.add_argument("--durability", choices=("write", "fsync", "none"), default="write",
+                   help="the engine server's journal policy (default: write); the journal is"
+                        " a temporary directory under --dir")
     b.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser("demo", help="a short demo: several instruments, a book and a trade tape")

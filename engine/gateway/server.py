@@ -17,11 +17,13 @@ dies of a client's bytes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
 import socket
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from ..instruments import InstrumentSet
 from ..journal.format import JournalError
 from ..pipeline import Engine
 from ..schema import COMMAND_DTYPE, CommandType, EventType, Reason
-from . import auth
+from . import _wire, auth
 from .marketdata import MarketData
 from .protocol import (
     HEADER,
@@ -84,36 +86,93 @@ FLAG_ALL_ACCOUNTS = 2
 _TO_ACCOUNT, _TO_SESSION, _TO_SUBSCRIBERS = 0, 1, 2
 
 
-class ReportStore:
-    """The execution reports released to each account, newest ``capacity`` kept for resends.
+def order_record(msg: NewOrder | Cancel | Replace, account: int) -> bytes:
+    """The COMMAND_DTYPE record of an order message (the fast path in ``_wire`` writes the same
+    bytes for the messages it takes)."""
+    oid = order_id_for(account, msg.cl_ord_id)
+    if type(msg) is NewOrder:
+        return _CMD.pack(0, 0, oid, msg.price, msg.qty, msg.instrument, account, CommandType.NEW,
+                         _SIDE[msg.side], _ORD_TYPE[msg.ord_type], _TIF[msg.tif],
+                         int(msg.post_only), 0)
+    if type(msg) is Cancel:
+        return _CMD.pack(0, 0, oid, 0, 0, 0, account, CommandType.CANCEL, 0, 0, 0, 0, 0)
+    return _CMD.pack(0, 0, oid, msg.price, msg.qty, 0, account, CommandType.REPLACE, 0, 0, 0, 0,
+                     0)
 
-    ``released[account]`` is the last report_seq handed out (sent, or kept for a session that
-    is not connected); after a restart it starts from the recovered numbering, with nothing
-    kept before it."""
+
+def _skip(frames: bytes, n: int) -> int:
+    """The offset of the frame after the first ``n`` in a run of frames."""
+    pos = 0
+    for _ in range(n):
+        pos += 4 + HEADER.unpack_from(frames, pos)[0]
+    return pos
+
+
+class ReportStore:
+    """The execution reports released to each account, the newest ``capacity`` kept for
+    resends.
+
+    Reports are kept as runs: one bytes object per account per batch (the frames back to back)
+    with the report numbers it spans, so a busy account costs a few objects per batch, not one
+    per report (fewer objects for the garbage collector to walk, one write per run).
+    ``released[account]`` is the last report_seq handed out; after a restart it starts from the
+    recovered numbering, with only what recovery regenerated kept before it."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.kept: dict[int, deque[tuple[int, bytes]]] = {}
+        # account -> deque of (first report_seq, last report_seq, frames joined)
+        self.kept: dict[int, deque[tuple[int, int, bytes]]] = {}
+        self.count: dict[int, int] = {}
         self.released: dict[int, int] = {}
 
     def add(self, account: int, report_seq: int, data: bytes) -> None:
-        self.released[account] = report_seq
-        if self.capacity:
-            q = self.kept.get(account)
-            if q is None:
-                q = self.kept[account] = deque(maxlen=self.capacity)
-            q.append((report_seq, data))
+        """One report (recovery hands them over one by one)."""
+        self.add_run(account, report_seq, report_seq, data)
 
-    def since(self, account: int, last_seen: int) -> tuple[list[bytes], int]:
-        """The kept frames after ``last_seen`` and the last report_seq that can no longer be
-        resent (0: nothing missing)."""
+    def add_run(self, account: int, first: int, last: int, data: bytes) -> None:
+        self.released[account] = last
+        if not self.capacity:
+            return
+        q = self.kept.get(account)
+        if q is None:
+            q = self.kept[account] = deque()
+            self.count[account] = 0
+        if q and q[-1][1] == first - 1 and q[-1][1] - q[-1][0] + last - first < 63:
+            # small runs (one report each, as recovery or a quiet account makes them) are
+            # merged, up to 64 reports, so that the count of objects stays low
+            f, _, d = q.pop()
+            q.append((f, last, d + data))
+        else:
+            q.append((first, last, data))
+        n = self.count[account] + last - first + 1
+        while n > self.capacity:
+            f, l, d = q.popleft()
+            if n - (l - f + 1) >= self.capacity:
+                n -= l - f + 1
+                continue
+            drop = n - self.capacity      # the oldest run straddles the bound: trim it
+            q.appendleft((f + drop, l, d[_skip(d, drop):]))
+            n -= drop
+        self.count[account] = n
+
+    def since(self, account: int, last_seen: int) -> tuple[list[bytes], int, int]:
+        """The kept frames after ``last_seen`` (runs of frames), how many reports they hold, and
+        the last report_seq that can no longer be resent (0: nothing missing)."""
         top = self.released.get(account, 0)
         if last_seen >= top:
-            return [], 0
+            return [], 0, 0
         q = self.kept.get(account) or deque()
         first = q[0][0] if q else top + 1
         lost = first - 1 if last_seen + 1 < first else 0
-        return [data for seq, data in q if seq > last_seen], lost
+        out: list[bytes] = []
+        for f, l, data in q:
+            if l <= last_seen:
+                continue
+            if f > last_seen:
+                out.append(data)
+                continue
+            out.append(data[_skip(data, last_seen - f + 1):])   # straddles last_seen
+        return out, top - max(last_seen, first - 1), lost
 
 
 class Session(asyncio.Protocol):
@@ -157,13 +216,23 @@ class Session(asyncio.Protocol):
         self.last_recv = now
         buf = self._buf
         buf += data
-        limit = self.server.gw.max_frame_bytes
-        pos, end = 0, len(buf)
-        gw = self.server.gw
+        server = self.server
+        gw = server.gw
+        limit = gw.max_frame_bytes
         self._tokens = min(float(gw.msg_burst),
                            self._tokens + (now - self._refill) * gw.max_msgs_per_s)
         self._refill = now
+        pos, end = 0, len(buf)
         while end - pos >= 4:
+            if self.account is not None and server.stopped is None:
+                # the fast path takes the run of plain order frames straight into the batch
+                pos, taken, status = _wire.scan(buf, pos, end, self.account.id, server._batch,
+                                                limit, int(self._tokens))
+                if taken:
+                    self._tokens -= taken
+                    server.schedule_flush()
+                if status == _wire.DONE:
+                    break
             (n,) = HEADER.unpack_from(buf, pos)
             if n > limit:
                 self.close(Reason.GATEWAY_FRAME_TOO_LARGE,
@@ -277,6 +346,7 @@ class Server:
         self._flush_scheduled = False
         self._outq: deque[tuple[int, int, Any, bytes]] = deque()
         self._durable = self.engine.durable_seq
+        self._loop_thread = 0
         self.stopped: JournalError | None = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.base_events.Server | None = None
@@ -288,7 +358,11 @@ class Server:
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Listen; returns the port (pass 0 for a free one)."""
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self.engine.on_durable(self._durable_from_thread)
+        # what recovery built lives as long as the server: keep it out of the collector's scans
+        gc.collect()
+        gc.freeze()
         self._server = await self.loop.create_server(
             lambda: Session(self), self.gw.host if host is None else host,
             self.gw.port if port is None else port, reuse_address=True)
@@ -362,17 +436,17 @@ class Server:
         s.cancel_on_disconnect = (acct.cancel_on_disconnect if msg.cancel_on_disconnect is None
                                   else msg.cancel_on_disconnect)
         self.by_account[acct.id] = s
-        resend, lost = self.store.since(acct.id, msg.last_report_seq)
+        resend, resent, lost = self.store.since(acct.id, msg.last_report_seq)
         s.send(frame(LogonAck(
             account=acct.id, role=acct.role,
             next_report_seq=self.store.released.get(acct.id, 0) + 1,
             heartbeat_s=self.gw.heartbeat_ms / 1000, idle_timeout_s=self.gw.idle_timeout_ms / 1000,
             cancel_on_disconnect=s.cancel_on_disconnect, instruments=self.instrument_info,
-            resent=len(resend), lost_before=lost)))
+            resent=resent, lost_before=lost)))
         for data in resend:
             s.send(data)
         log.info("session %s: %s (account %d) logged on, %d reports resent", s.peer, acct.name,
-                 acct.id, len(resend))
+                 acct.id, resent)
 
     def on_message(self, s: Session, msg: Any) -> None:
         acct = s.account
@@ -382,16 +456,8 @@ class Server:
                      getattr(msg, "cl_ord_id", 0))
             return
         t = type(msg)
-        if t is NewOrder:
-            self._add(_CMD.pack(0, 0, order_id_for(acct.id, msg.cl_ord_id), msg.price, msg.qty,
-                                msg.instrument, acct.id, CommandType.NEW, _SIDE[msg.side],
-                                _ORD_TYPE[msg.ord_type], _TIF[msg.tif], int(msg.post_only), 0))
-        elif t is Cancel:
-            self._add(_CMD.pack(0, 0, order_id_for(acct.id, msg.cl_ord_id), 0, 0, 0, acct.id,
-                                CommandType.CANCEL, 0, 0, 0, 0, 0))
-        elif t is Replace:
-            self._add(_CMD.pack(0, 0, order_id_for(acct.id, msg.cl_ord_id), msg.price, msg.qty,
-                                0, acct.id, CommandType.REPLACE, 0, 0, 0, 0, 0))
+        if t is NewOrder or t is Cancel or t is Replace:
+            self._add(order_record(msg, acct.id))
         elif t is MassCancel:
             if (msg.account not in (None, acct.id) or msg.all_accounts) and acct.role != "admin":
                 s.reject(Reason.GATEWAY_NOT_AUTHORIZED,
@@ -455,6 +521,11 @@ class Server:
 
     def _add(self, record: bytes) -> None:
         self._batch += record
+        self.schedule_flush()
+
+    def schedule_flush(self) -> None:
+        """Run the batch at the end of this turn of the event loop, with whatever every
+        connection added to it meanwhile."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -475,8 +546,16 @@ class Server:
         self.stats["commands"] += len(cmds)
         release = int(cmds["seq"][-1])
         q = self._outq
+        runs: dict[int, list] = {}
         for account, report_seq, data in self.reports.take():
-            q.append((release, _TO_ACCOUNT, (account, report_seq), data))
+            run = runs.get(account)
+            if run is None:
+                runs[account] = [report_seq, report_seq, [data]]
+            else:
+                run[1] = report_seq
+                run[2].append(data)
+        for account, (first, last, frames) in runs.items():
+            q.append((release, _TO_ACCOUNT, (account, first, last), b"".join(frames)))
         if replies:
             self._answer(cmds, events, replies, release)
         for inst, data in self.md.on_batch(events):
@@ -518,8 +597,13 @@ class Server:
     # -- releasing outputs once durable ------------------------------------------------------
 
     def _durable_from_thread(self, seq: int) -> None:
-        # called by the journal (its fsync thread with "fsync"), holding its lock: only hand the
-        # number over to the loop
+        # called by the journal holding its lock: only hand the number over to the loop. With
+        # "write" that happens inside Engine.process, on the loop's own thread, and the batch's
+        # release follows at once; with "fsync" it is the fsync thread, which must wake the loop
+        if threading.get_ident() == self._loop_thread:
+            if seq > self._durable:
+                self._durable = seq
+            return
         try:
             self.loop.call_soon_threadsafe(self._durable_advanced, seq)
         except RuntimeError:
@@ -542,8 +626,8 @@ class Server:
         while q and q[0][0] <= durable:
             _, kind, target, data = q.popleft()
             if kind == _TO_ACCOUNT:
-                account, report_seq = target
-                store.add(account, report_seq, data)
+                account, first, last = target
+                store.add_run(account, first, last, data)
                 s = by_account.get(account)
                 if s is not None:
                     out.setdefault(s, []).append(data)

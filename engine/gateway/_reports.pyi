@@ -1,0 +1,27 @@
+"""Type stubs for the compiled report builder (engine/gateway/_reports.pyx): the same face as
+engine.gateway.reports.ReportBuilder, the same frames byte for byte."""
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+class FastReportBuilder:
+    name: ClassVar[str]                                  # "gw"
+    sections: ClassVar[dict[str, np.dtype]]              # "gw.accounts", "gw.fills"
+    pending: list[tuple[int, int, bytes]]                # (account, report_seq, frame)
+    recovered: Callable[[int, int, bytes], None] | None
+
+    def __init__(self, recovered: Callable[[int, int, bytes], None] | None = None) -> None: ...
+    @property
+    def last(self) -> dict[int, int]:
+        """account -> last report_seq issued (a copy)."""
+    @property
+    def fills(self) -> dict[int, list[int]]:
+        """order id -> [cum_qty, cum_notional] of open orders with fills (a copy)."""
+    def next_report_seq(self, account: int) -> int: ...
+    def take(self) -> list[tuple[int, int, bytes]]: ...
+    def on_batch(self, commands: Any, events: np.ndarray, live: bool) -> None: ...
+    def export_state(self) -> dict[str, np.ndarray]: ...
+    def load_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+def _true_divide(a: int, b: int) -> float: ...
