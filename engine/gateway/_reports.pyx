@@ -209,6 +209,8 @@ cdef extern from *:
         double r;
         if (ua <= exact && ub <= exact) {
             r = (double)(uint64_t)ua / (double)(uint64_t)ub;   /* both exact: IEEE rounds once */
+        } else if (ua == 0) {
+            r = 0.0;                                           /* -0.0 below if b < 0, as Python */
         } else {
             /* q = floor(a * 2**s / b) with 55 or 56 bits, the remainder folded into its lowest
                bit (a sticky bit two places below the rounding position), then one rounding
@@ -524,12 +526,18 @@ cdef extern from *:
         return RB_OK;
     }
 
-    /* after a batch: give back a buffer a very large batch grew (recovery, a burst) */
+    /* after a batch: give back buffers a burst of large batches grew, once a batch has used
+       less than a quarter of them (steady large batches keep theirs: regrowing costs page
+       faults on every batch) */
     static void rb_trim(rb_t *rb) {
+        if (rb->buf_cap > ((size_t)1 << 22) && rb->buf_n * 4 < rb->buf_cap) {
+            free(rb->buf); rb->buf = NULL; rb->buf_cap = 0;
+        }
+        if (rb->fr_cap > ((size_t)1 << 16) && rb->fr_n * 4 < rb->fr_cap) {
+            free(rb->fr); rb->fr = NULL; rb->fr_cap = 0;
+        }
         rb->buf_n = rb->fr_n = 0;
         rb->defer = 0;                  /* the callback raised: ReportBuilder never got to it */
-        if (rb->buf_cap > ((size_t)1 << 22)) { free(rb->buf); rb->buf = NULL; rb->buf_cap = 0; }
-        if (rb->fr_cap > ((size_t)1 << 16)) { free(rb->fr); rb->fr = NULL; rb->fr_cap = 0; }
     }
 
     static void rb_init(rb_t *rb) { memset(rb, 0, sizeof(*rb)); }

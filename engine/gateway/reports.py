@@ -21,6 +21,10 @@ FILLS_DTYPE = np.dtype([("order_id", "<i8"), ("cum_qty", "<i8"), ("notional_hi",
 
 CL_ORD_ID_BITS = 32
 CL_ORD_ID_MASK = (1 << CL_ORD_ID_BITS) - 1
+# cum_notional goes on the wire only inside the signed 64-bit range (what a client's int64
+# holds); outside it the field is left out (0, its default) and avg_price still comes from the
+# exact notional. engine/gateway/_reports.pyx applies the same bound.
+NOTIONAL_WIRE_MIN, NOTIONAL_WIRE_MAX = -(1 << 63), (1 << 63) - 1
 
 _REQUEST = {CommandType.NEW: "new", CommandType.CANCEL: "cancel",
             CommandType.REPLACE: "replace", 4: "mass_cancel"}   # 4: CommandType.MASS_CANCEL
@@ -35,6 +39,10 @@ class _Sink:
 
     def __init__(self, fn: Callable[[int, int, bytes], None]) -> None:
         self.append = lambda item: fn(*item)
+
+
+def _wire_notional(n: int) -> int:
+    return n if NOTIONAL_WIRE_MIN <= n <= NOTIONAL_WIRE_MAX else 0
 
 
 def order_id_for(account: int, cl_ord_id: int) -> int:
@@ -97,8 +105,8 @@ class ReportBuilder:
                             instrument=inst, side=_SIDE.get(my_side, ""),
                             status="filled" if my_leaves == 0 else "partially_filled",
                             qty=f[0] + my_leaves, leaves_qty=my_leaves, cum_qty=f[0],
-                            cum_notional=f[1], avg_price=f[1] / f[0], last_price=price,
-                            last_qty=qty, liquidity=liq))))
+                            cum_notional=_wire_notional(f[1]), avg_price=f[1] / f[0],
+                            last_price=price, last_qty=qty, liquidity=liq))))
                     if my_leaves == 0:
                         del fills[mine]
                 continue
@@ -127,8 +135,8 @@ class ReportBuilder:
             out.append((acct, n, frame(ExecutionReport(
                 report_seq=n, seq=seq, ts_ns=ts, request=_REQUEST.get(cmd, ""),
                 cl_ord_id=oid & CL_ORD_ID_MASK, instrument=inst, side=_SIDE.get(side, ""),
-                cum_qty=cum, cum_notional=notional, avg_price=notional / cum if cum else 0.0,
-                **kw))))
+                cum_qty=cum, cum_notional=_wire_notional(notional),
+                avg_price=notional / cum if cum else 0.0, **kw))))
 
     def export_state(self) -> dict[str, np.ndarray]:
         accounts = np.zeros(len(self.last), dtype=ACCOUNTS_DTYPE)

@@ -68,7 +68,8 @@ from .protocol import (
     frame,
     message_type,
 )
-from .reports import CL_ORD_ID_MASK, ReportBuilder, order_id_for
+from ._reports import FastReportBuilder
+from .reports import CL_ORD_ID_MASK, order_id_for
 
 log = logging.getLogger("engine.gateway")
 
@@ -325,7 +326,7 @@ class Server:
         # recovery regenerates the reports since the snapshot it starts from, byte for byte, so
         # that a client who missed them before a crash has them resent
         self.store = ReportStore(self.gw.report_store)
-        self.reports = ReportBuilder(recovered=self.store.add)
+        self.reports = FastReportBuilder(recovered=self.store.add)
         self.engine = Engine.from_config(config, journal_dir=journal_dir,
                                          durability=durability,  # type: ignore[arg-type]
                                          clock_ns=clock_ns, parts=(self.reports,),

@@ -2,10 +2,8 @@
 frames byte for byte, the same recovered callbacks, the same snapshot arrays, each loading the
 other's snapshot, on long engine sessions, hand-built edge cases and random event records.
 
-``cum_notional`` outside the signed 64-bit range is left out of the frame by FastReportBuilder;
-until reports.py does the same (see ``test_reports_py_leaves_out_a_notional_past_int64``), the
-differential tests compare against ReportBuilder with that one rule added around it
-(``python_builder``).
+``cum_notional`` outside the signed 64-bit range is left out of the frame by both (see
+``test_reports_py_leaves_out_a_notional_past_int64``).
 """
 from __future__ import annotations
 
@@ -21,9 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.gateway import reports
 from engine.gateway._reports import FastReportBuilder, _true_divide
-from engine.gateway.protocol import ExecutionReport, decode_server
+from engine.gateway.protocol import decode_server
 from engine.gateway.reports import ACCOUNTS_DTYPE, FILLS_DTYPE, ReportBuilder
 from engine.instruments import InstrumentSet
 from engine.journal.replay import new_core
@@ -39,30 +36,10 @@ ACCOUNTS = np.array([1, 2, 3, (1 << 31) - 1], dtype=np.uint32)
 Frame = tuple[int, int, bytes]
 
 
-# -- the reference: ReportBuilder, with the notional rule if reports.py lacks it ---------------
-
-def _wire_notional(**kw: Any) -> ExecutionReport:
-    n = kw.get("cum_notional", 0)
-    if not I64_MIN <= n <= I64_MAX:
-        kw["cum_notional"] = 0          # the small int 0: msgspec's omit_defaults leaves it out
-    return ExecutionReport(**kw)
-
-
-def _reports_py_has_the_rule() -> bool:
-    ev = np.zeros(1, dtype=EVENT_DTYPE)
-    ev[0] = (1, 1, 1, 2, 1 << 40, 1 << 30, 0, 0, 1, 1, 2, 0, EventType.TRADE, 1, 1, 0)
-    b = ReportBuilder()
-    try:
-        b.on_batch(None, ev, True)
-    except OverflowError:
-        return False
-    return b"cum_notional" not in b.take()[0][2]
-
+# -- the reference: ReportBuilder -----------------------------------------------------------------
 
 @pytest.fixture
-def python_builder(monkeypatch: pytest.MonkeyPatch) -> type[ReportBuilder]:
-    if not _reports_py_has_the_rule():
-        monkeypatch.setattr(reports, "ExecutionReport", _wire_notional)
+def python_builder() -> type[ReportBuilder]:
     return ReportBuilder
 
 
@@ -223,11 +200,14 @@ def test_the_session_has_what_the_differential_tests_need(long_session) -> None:
 @pytest.mark.parametrize("batches", ["as run", "one"])
 def test_live_frames_are_byte_for_byte_the_same(long_session, python_builder,
                                                 batches: str) -> None:
-    if batches == "one":          # one batch of every event: a frame buffer of many megabytes
+    then = long_session[:0]
+    if batches == "one":          # one batch of every event: a frame buffer of many megabytes,
+        then = long_session[:40]  # given back after the smaller batches that follow
         long_session = [(np.concatenate([c for c, _ in long_session]),
                          np.concatenate([e for _, e in long_session]))]
     py, fast = python_builder(), FastReportBuilder()
     frames = run_both(py, fast, long_session, live=True)
+    run_both(py, fast, then, live=True)
     assert len(frames) > 40_000
     same_state(py, fast)
     kinds = {(decode_server(f[4:]).exec_type, decode_server(f[4:]).status) for _, _, f in frames}
@@ -419,7 +399,8 @@ def test_edge_cases(python_builder, split: int) -> None:
 
 def test_avg_price_is_pythons_true_division() -> None:
     rng = random.Random(11)
-    pairs = [(0, 5), (0, -5), (1, 3), (-1, 3), (2, 3), ((1 << 54) + 1, 1), ((1 << 54) + 3, 1),
+    pairs = [(0, 5), (0, -5), (0, (1 << 72) + 1), (0, -(1 << 127)), (1, 3), (-1, 3), (2, 3),
+             ((1 << 54) + 1, 1), ((1 << 54) + 3, 1),
              ((1 << 53) + 1, 1), (1 << 126, 3), (-(1 << 127), 1), (-(1 << 127), -1),
              ((1 << 127) - 1, (1 << 127) - 1), ((1 << 127) - 1, -(1 << 127)), (1, (1 << 127) - 1),
              ((1 << 126) + 1, (1 << 74) + 1), (3 << 100, 1 << 100), (I64_MAX ** 2, I64_MAX)]
@@ -471,15 +452,11 @@ def test_cum_notional_outside_int64_is_left_out(python_builder) -> None:
             assert m["avg_price"] == notional / qty
 
 
-@pytest.mark.xfail(strict=True, raises=(OverflowError, AssertionError),
-                   reason="reports.py does not yet leave out a cum_notional outside int64 (the"
-                          " change is described in FastReportBuilder's docstring); remove this"
-                          " mark once it does")
 def test_reports_py_leaves_out_a_notional_past_int64() -> None:
     assert _notional_frames(ReportBuilder()) == _notional_frames(FastReportBuilder())
 
 
-# -- random event records ---------------------------------------------------------------------------
+# -- random event records ------------------------------------------------------------------------
 
 _edges = [0, 1, -1, 127, 128, -32, -33, 255, 256, 65535, 65536, U32_MAX, U32_MAX + 1, I64_MAX,
           I64_MIN, 1 << 53, (1 << 53) + 1, -(1 << 31) - 1]
@@ -526,24 +503,21 @@ def test_random_event_records(rows: list[dict[str, int]], cut: int, mode: str) -
     """Whatever the records: the same frames, callbacks, state and exceptions (a quantity
     msgspec cannot encode: OverflowError; a fill total of 0 in a trade: ZeroDivisionError),
     with the frames of the batch before the exception kept as ReportBuilder keeps them."""
-    with pytest.MonkeyPatch.context() as mp:
-        if not _reports_py_has_the_rule():
-            mp.setattr(reports, "ExecutionReport", _wire_notional)
-        got: tuple[list[Frame], list[Frame]] = ([], [])
-        cb = mode == "recovery, callback"
-        py = ReportBuilder(recovered=(lambda *a: got[0].append(a)) if cb else None)
-        fast = FastReportBuilder(recovered=(lambda *a: got[1].append(a)) if cb else None)
-        arr = events(*rows)
-        for i in range(0, len(arr), cut):
-            a = _outcome(lambda: py.on_batch(None, arr[i:i + cut], mode == "live"))
-            b = _outcome(lambda: fast.on_batch(None, arr[i:i + cut], mode == "live"))
-            assert a[0] == b[0]
-            assert py.take() == fast.take() and got[0] == got[1]
-            assert py.last == fast.last and py.fills == fast.fills
-            if a[0] != "ok":
-                return
-        ea, eb = _outcome(py.export_state), _outcome(fast.export_state)
-        assert ea[0] == eb[0]
-        if ea[0] == "ok":
-            for k in ea[1]:
-                assert ea[1][k].tobytes() == eb[1][k].tobytes()
+    got: tuple[list[Frame], list[Frame]] = ([], [])
+    cb = mode == "recovery, callback"
+    py = ReportBuilder(recovered=(lambda *a: got[0].append(a)) if cb else None)
+    fast = FastReportBuilder(recovered=(lambda *a: got[1].append(a)) if cb else None)
+    arr = events(*rows)
+    for i in range(0, len(arr), cut):
+        a = _outcome(lambda: py.on_batch(None, arr[i:i + cut], mode == "live"))
+        b = _outcome(lambda: fast.on_batch(None, arr[i:i + cut], mode == "live"))
+        assert a[0] == b[0]
+        assert py.take() == fast.take() and got[0] == got[1]
+        assert py.last == fast.last and py.fills == fast.fills
+        if a[0] != "ok":
+            return
+    ea, eb = _outcome(py.export_state), _outcome(fast.export_state)
+    assert ea[0] == eb[0]
+    if ea[0] == "ok":
+        for k in ea[1]:
+            assert ea[1][k].tobytes() == eb[1][k].tobytes()
