@@ -13,6 +13,9 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyBy
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memset
 
+# the COMMAND_DTYPE record, as the core declares it
+from engine._core cimport Command as Record
+
 # statuses of scan()
 DONE = 0            # every whole frame was taken; what is left is an incomplete frame (or none)
 SLOW = 1            # the frame at the returned position needs the slow path
@@ -47,21 +50,6 @@ cdef enum:
     RECORD_SIZE = 56
 
 cdef int64_t U32_MAX = 0xFFFFFFFF
-
-cdef packed struct Record:          # COMMAND_DTYPE, little-endian (the machine's order here)
-    int64_t seq
-    int64_t ts_ns
-    int64_t order_id
-    int64_t price
-    int64_t qty
-    uint32_t instrument
-    uint32_t account
-    uint8_t cmd
-    uint8_t side
-    uint8_t ord_type
-    uint8_t tif
-    uint16_t flags
-    uint16_t pad
 
 cdef struct Cursor:
     const uint8_t* p
