@@ -349,6 +349,9 @@ class Server:
         self._durable = self.engine.durable_seq
         self._loop_thread = 0
         self.stopped: JournalError | None = None
+        self.stopping = False
+        # called once if the journal fails (`engine serve` then exits with status 1)
+        self.on_engine_stopped: Callable[[JournalError], None] | None = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task | None = None
@@ -371,7 +374,11 @@ class Server:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening, log every session out, release what is durable, close the journal."""
+        """Stop listening, log every session out, release what is durable, close the journal.
+
+        Resting orders stay as they are, as across any restart: cancel-on-disconnect is for a
+        client that goes away, not for the server stopping."""
+        self.stopping = True
         if self._server is not None:
             self._server.close()
         if self._ticker is not None:
@@ -412,7 +419,8 @@ class Server:
         if acct is not None and self.by_account.get(acct.id) is session:
             del self.by_account[acct.id]
             log.info("session %s (%s): ended", session.peer, acct.name)
-            if session.cancel_on_disconnect and not session.logged_out and self.stopped is None:
+            if session.cancel_on_disconnect and not session.logged_out and self.stopped is None \
+                    and not self.stopping:
                 self._add(_CMD.pack(0, 0, 0, 0, 0, 0, acct.id, CMD_MASS_CANCEL, 0, 0, 0, 0, 0))
 
     # -- logon and messages ----------------------------------------------------------------------
@@ -647,6 +655,8 @@ class Server:
         self._release()
         for s in list(self.sessions):
             s.close(Reason.GATEWAY_ENGINE_STOPPED, f"the engine stopped: {e}")
+        if self.on_engine_stopped is not None:
+            self.on_engine_stopped(e)
 
     # -- heartbeats and idle sessions ------------------------------------------------------------
 
@@ -678,26 +688,29 @@ def install_uvloop() -> bool:
 
 
 async def _serve_until_signalled(server: Server, host: str | None, port: int | None,
-                                 ready: Callable[[int], None]) -> None:
+                                 ready: Callable[[int], None]) -> int:
     port_bound = await server.start(host, port)
     ready(port_bound)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # a journal that fails stops intake; the process then ends (status 1) so that whatever
+    # supervises it notices, after the sessions were told why
+    server.on_engine_stopped = lambda e: loop.call_later(0.5, stop.set)
     await stop.wait()
     await server.stop()
+    return 1 if server.stopped is not None else 0
 
 
 def serve(config: EngineConfig, *, host: str | None = None, port: int | None = None,
           journal_dir: str | None = None, durability: str | None = None,
           ready: Callable[[Server, int], None] | None = None) -> int:
-    """Run a server until SIGINT or SIGTERM; returns the exit status."""
+    """Run a server until SIGINT or SIGTERM (status 0) or until its journal fails (status 1)."""
     install_uvloop()
     server = Server(config, journal_dir=journal_dir, durability=durability)
-    asyncio.run(_serve_until_signalled(
+    return asyncio.run(_serve_until_signalled(
         server, host, port, (lambda p: ready(server, p)) if ready else (lambda p: None)))
-    return 0
 
 
 __all__ = ["Server", "Session", "ReportStore", "serve", "install_uvloop", "CL_ORD_ID_MASK"]

@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine.gateway.protocol import Cancel, ExecutionReport, NewOrder, Replace, decode_server
+from engine.gateway.protocol import Cancel, ExecutionReport, NewOrder, Replace, frame
 from engine.gateway.reports import ReportBuilder
 from engine.journal import Replay, replay
 
@@ -200,3 +200,60 @@ def test_kill_9_through_the_gateway_loses_no_acknowledged_report(tmp_path: Path,
     print(f"\n[gateway crash {durability}] kills {kills}, reports received"
           f" {[len(t.received) for t in traders]}, resent after restarts"
           f" {[t.resent for t in traders]}")
+
+
+def test_a_journal_that_fails_ends_the_server_and_acknowledges_nothing_more(tmp_path: Path
+                                                                            ) -> None:
+    """The file size limit stands in for a full disk: the write fails part-way through a
+    record, every session is told why, and `engine serve` exits with status 1. A restart then
+    finds every acknowledged order (the torn tail is truncated)."""
+    import resource
+
+    jdir = tmp_path / "journal"
+    proc = EngineProcess(jdir, "fsync", tmp_path / "server.log")
+    limit = 64 + 300 * 64 + 40                      # header, 300 records, part of another
+    resource.prlimit(proc.proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
+    acked: list[int] = []
+
+    async def body() -> None:
+        c = await logon(proc.port, ALICE, cancel_on_disconnect=False)
+        orders = [frame(NewOrder(cl_ord_id=i, instrument=AAPL, side="buy", qty=1,
+                                 price=14_000 + i)) for i in range(1, 1001)]
+        c.send_raw(b"".join(orders[:200]))           # these fit under the limit
+        await c.drain()
+        for _ in range(200):
+            acked.append((await c.next_report()).cl_ord_id)
+        c.send_raw(b"".join(orders[200:]))           # these do not, whole or in part
+        try:
+            await c.drain()
+        except (ConnectionError, OSError):
+            pass                                    # the server may close before we are done
+        await asyncio.wait_for(c.closed.wait(), 20)
+        while not c.reports.empty():
+            acked.append(c.reports.get_nowait().cl_ord_id)
+        assert c.logout is not None and c.logout.reason == 3017      # GATEWAY_ENGINE_STOPPED
+        assert "file size limit" in c.logout.text
+        await c.close()
+
+    try:
+        run(body)
+        assert proc.proc.wait(20) == 1
+        assert "intake stopped" in proc.log.read_text()
+    finally:
+        proc.close()
+    assert 200 <= len(acked) <= 300 and acked == list(range(1, len(acked) + 1))
+    proc = EngineProcess(jdir, "fsync", tmp_path / "server-2.log")
+    try:
+        async def again() -> None:
+            c = await logon(proc.port, ALICE, cancel_on_disconnect=False)
+            assert c.logon_ack.next_report_seq > len(acked)
+            adm = await logon(proc.port, ADMIN)
+            st = await adm.status()
+            assert st.open_orders >= len(acked)
+            for x in (c, adm):
+                await x.close()
+        run(again)
+        assert proc.stop() == 0
+    finally:
+        proc.close()
+    assert "torn tail" in (tmp_path / "server-2.log").read_text()
