@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import sys
-from decimal import Decimal
 
 from .config import ConfigError
 from .instruments import InstrumentSet

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -30,7 +30,6 @@ from ..config import InstrumentConfig
 from ..instruments import GridError, Instrument
 from ..schema import CancelCause, Reason
 from .protocol import (
-    BookSnapshot,
     BookUpdate,
     Cancel,
     ExecutionReport,
@@ -44,7 +43,6 @@ from .protocol import (
     Reject,
     Replace,
     Resume,
-    ServerHeartbeat,
     ServerLogout,
     Trade,
 )

@@ -27,7 +27,7 @@ from engine.journal.replay import new_core
 from engine.pipeline import Engine
 from engine.schema import EVENT_DTYPE, CommandType, EventType, Flags
 
-from ..journal.conftest import counting_clock, workload
+from ..journal.conftest import counting_clock
 from ..journal.test_pipeline import every_kind
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1

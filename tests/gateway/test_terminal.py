@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from engine.cli import main
-from engine.config import default_config
 from engine.gateway.protocol import (
     BookSnapshot,
     BookUpdate,
