@@ -40,6 +40,8 @@ from .protocol import (
     Resume,
     ServerHeartbeat,
     ServerLogout,
+    OrderQuery,
+    Orders,
     SetLimits,
     Status,
     StatusReport,
@@ -224,7 +226,7 @@ class Client:
             self.trades.put_nowait(msg)
         elif t is Reject:
             self.rejects.put_nowait(msg)
-        elif t in (MassCancelReport, InstrumentStatus, StatusReport):
+        elif t in (MassCancelReport, InstrumentStatus, StatusReport, Orders):
             self.replies.put_nowait(msg)
         elif t is ServerLogout:
             self.logout = msg
@@ -289,6 +291,15 @@ class Client:
         while True:
             reply = await asyncio.wait_for(self.replies.get(), timeout)
             if isinstance(reply, StatusReport):
+                return reply
+
+    async def orders(self, cl_ord_id: int | None = None, timeout: float = 10.0) -> Orders:
+        """The current state of one order of this account, or of all its open orders."""
+        self.send(OrderQuery(cl_ord_id=cl_ord_id))
+        await self.drain()
+        while True:
+            reply = await asyncio.wait_for(self.replies.get(), timeout)
+            if isinstance(reply, Orders):
                 return reply
 
     async def subscribe(self, instrument: int, timeout: float = 10.0) -> Book:

@@ -20,7 +20,7 @@ __all__ = [
     "Subscribe", "Unsubscribe", "Heartbeat", "Logout", "Halt", "Resume", "SetLimits",
     "LogonAck", "LogonReject", "ExecutionReport", "BookSnapshot", "BookUpdate", "Trade",
     "InstrumentStatus", "MassCancelReport", "Reject", "InstrumentInfo", "Status",
-    "StatusReport", "ServerHeartbeat", "ServerLogout",
+    "StatusReport", "ServerHeartbeat", "ServerLogout", "OrderQuery", "Orders", "OrderState",
 ]
 
 MAX_FRAME = 1 << 16          # the default largest body a server accepts (configurable)
@@ -111,12 +111,18 @@ class SetLimits(_Client, tag="SetLimits"):
     max_qty: I64
 
 
+class OrderQuery(_Client, tag="OrderQuery"):
+    """The current state of one of the account's orders, or of all its open orders."""
+
+    cl_ord_id: ClOrdId | None = None  # None: every open order of the account
+
+
 class Status(_Client, tag="Status"):
     """Admin: the engine's position and state digest (operations, recovery checks)."""
 
 
 ClientMessage = Union[Logon, NewOrder, Cancel, Replace, MassCancel, Subscribe, Unsubscribe,
-                      Heartbeat, Logout, Halt, Resume, SetLimits, Status]
+                      Heartbeat, Logout, Halt, Resume, SetLimits, Status, OrderQuery]
 
 
 # -- server messages ------------------------------------------------------------------------------
@@ -215,6 +221,28 @@ class MassCancelReport(_Server, tag="MassCancelReport"):
     all_accounts: bool = False
 
 
+class OrderState(msgspec.Struct, omit_defaults=True):
+    cl_ord_id: int
+    instrument: int
+    side: str
+    status: str                       # new | partially_filled | filled | cancelled | rejected
+    price: int                        # ticks (0 for a market order)
+    qty: int                          # total quantity, lots
+    leaves_qty: int
+    cum_qty: int
+    ord_type: str = "limit"
+    tif: str = "gtc"
+    post_only: bool = False
+
+
+class Orders(_Server, tag="Orders"):
+    """The answer to OrderQuery: the orders as they stand after command ``seq``."""
+
+    seq: int
+    orders: list[OrderState]
+    cl_ord_id: int = 0                # the order asked for (0: all open orders)
+
+
 class StatusReport(_Server, tag="StatusReport"):
     last_seq: int                     # the last command sequenced
     durable_seq: int                  # the last command the durability policy covers
@@ -241,8 +269,8 @@ class ServerLogout(_Server, tag="Logout"):
 
 
 ServerMessage = Union[LogonAck, LogonReject, ExecutionReport, BookSnapshot, BookUpdate, Trade,
-                      InstrumentStatus, MassCancelReport, StatusReport, ServerHeartbeat, Reject,
-                      ServerLogout]
+                      InstrumentStatus, MassCancelReport, StatusReport, Orders, ServerHeartbeat,
+                      Reject, ServerLogout]
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)

@@ -59,6 +59,9 @@ from .protocol import (
     ServerLogout,
     CLIENT_TYPES,
     InstrumentStatus,
+    OrderQuery,
+    Orders,
+    OrderState,
     SetLimits,
     Status,
     StatusReport,
@@ -80,6 +83,10 @@ assert _CMD.size == COMMAND_DTYPE.itemsize
 _SIDE = {"buy": 1, "sell": 2}
 _ORD_TYPE = {"limit": 1, "market": 2}
 _TIF = {"gtc": 1, "ioc": 2, "fok": 3}
+_SIDE_NAME = {v: k for k, v in _SIDE.items()}
+_ORD_TYPE_NAME = {v: k for k, v in _ORD_TYPE.items()}
+_TIF_NAME = {v: k for k, v in _TIF.items()}
+_STATUS_NAME = {1: "new", 2: "partially_filled", 3: "filled", 4: "cancelled", 5: "rejected"}
 CMD_MASS_CANCEL, CMD_HALT, CMD_RESUME, CMD_SET_LIMITS = 4, 5, 6, 7
 FLAG_ALL_ACCOUNTS = 2
 
@@ -508,6 +515,11 @@ class Server:
                     if not subs:
                         del self.subscribers[msg.instrument]
                         self.md.unwatch(msg.instrument)
+        elif t is OrderQuery:
+            self._flush()             # the answer covers every command received before it
+            self._queue(_TO_SESSION, s, frame(Orders(
+                seq=self.engine.last_seq, cl_ord_id=msg.cl_ord_id or 0,
+                orders=self._orders(acct.id, msg.cl_ord_id))))
         elif t is Status:
             if acct.role != "admin":
                 s.reject(Reason.GATEWAY_NOT_AUTHORIZED, "Status is an admin action", "Status")
@@ -525,6 +537,22 @@ class Server:
             s.logged_out = True
             s.close(Reason.GATEWAY_LOGOUT, "logged out")
         # Heartbeat: receiving it already counted as activity
+
+    def _orders(self, account: int, cl_ord_id: int | None) -> list[OrderState]:
+        core = self.engine.core
+        if cl_ord_id is not None:
+            o = core.order(order_id_for(account, cl_ord_id))
+            found = [] if o is None or o["account"] != account else [o]
+        else:
+            rows = core.export_state()["orders"]      # resting orders: O(all), a rare query
+            found = [core.order(int(oid)) for oid in
+                     rows["order_id"][rows["account"] == account].tolist()]
+        return [OrderState(
+            cl_ord_id=o["order_id"] & CL_ORD_ID_MASK, instrument=o["instrument"],
+            side=_SIDE_NAME.get(o["side"], ""), status=_STATUS_NAME.get(o["status"], ""),
+            price=o["price"], qty=o["qty"], leaves_qty=o["leaves"], cum_qty=o["filled"],
+            ord_type=_ORD_TYPE_NAME.get(o["ord_type"], ""), tif=_TIF_NAME.get(o["tif"], ""),
+            post_only=bool(o["flags"] & 1)) for o in found]
 
     # -- the batch -------------------------------------------------------------------------------
 

@@ -310,3 +310,32 @@ def test_the_blocking_client_trades_and_reconnects(port: int) -> None:
     with SyncClient("127.0.0.1", port, *ALICE, last_report_seq=1) as again:
         assert again.logon_ack.resent == 1
         assert again.next_report().report_seq == 2
+
+
+def test_an_account_can_ask_for_its_orders_and_only_its_own() -> None:
+    async def body() -> None:
+        async with serving() as (server, port):
+            a = await logon(port, ALICE)
+            b = await logon(port, BOB)
+            await a.new_order(1, AAPL, "sell", 10, 15_000)
+            await a.new_order(2, AAPL, "buy", 3, 14_000, post_only=True)
+            await a.new_order(3, AAPL, "buy", 1, 14_500, tif="ioc")   # nothing to take
+            await b.new_order(1, AAPL, "buy", 4, 15_000)
+            await b.reports_until(lambda r: r.status == "filled")
+            got = await a.orders()
+            assert [(o.cl_ord_id, o.side, o.status, o.price, o.qty, o.leaves_qty, o.cum_qty,
+                     o.post_only) for o in sorted(got.orders, key=lambda o: o.cl_ord_id)] == \
+                [(1, "sell", "partially_filled", 15_000, 10, 6, 4, False),
+                 (2, "buy", "new", 14_000, 3, 3, 0, True)]
+            assert got.seq == server.engine.last_seq and got.cl_ord_id == 0
+            one = await a.orders(3)                      # finished: from the core's history
+            assert [(o.cl_ord_id, o.status, o.tif, o.leaves_qty) for o in one.orders] == \
+                [(3, "cancelled", "ioc", 0)]
+            assert (await a.orders(99)).orders == []
+            # bob's order 1 is filled; alice's order 1 is hers: each sees only their own
+            mine = await b.orders(1)
+            assert [(o.side, o.status) for o in mine.orders] == [("buy", "filled")]
+            assert (await b.orders()).orders == []
+            await a.close()
+            await b.close()
+    run(body)
