@@ -31,7 +31,7 @@ test: build
 
 bench: build
 	$(VENV)/bin/engine bench core
-	$(PY) -m pytest benchmarks --benchmark-only -q
+	$(PY) -m pytest benchmarks -o python_files="bench_*.py" --benchmark-only -q
 
 fuzz: build
 	ENGINE_FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/core/test_differential.py -q

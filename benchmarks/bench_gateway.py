@@ -3,9 +3,10 @@
 bench's order flow (seed 42, one connection's first 20,000 orders, batches of 256 as a busy
 server forms them).
 
-- ReportBuilder.on_batch: the core's events -> numbered ExecutionReport frames (most of the
-  server's time at full load);
-- decode_client: one NewOrder body -> the message Struct (the server's intake);
+- ReportBuilder.on_batch (the Python reference) and FastReportBuilder (the compiled one the
+  server runs): the core's events -> numbered ExecutionReport frames;
+- decode_client (msgspec, the slow path) and _wire.scan (the fast path): NewOrder bodies ->
+  what the server's intake makes of them;
 - the load generator's ack decoding: the few fields it reads vs a whole ExecutionReport.
 
 Run: .venv/bin/python -m pytest benchmarks/bench_gateway.py --benchmark-only
@@ -18,6 +19,8 @@ import pytest
 from engine.bench_gateway import _decode_fields, make_orders, pool_commands
 from engine.config import default_config
 from engine.gateway.protocol import ExecutionReport, decode_client, decode_server, frame
+from engine.gateway import _wire
+from engine.gateway._reports import FastReportBuilder
 from engine.gateway.reports import ReportBuilder
 from engine.pipeline import Engine
 
@@ -43,12 +46,14 @@ def batches(pool):
     return out
 
 
-def test_report_builder(benchmark, batches):
+@pytest.mark.parametrize("builder", [ReportBuilder, FastReportBuilder],
+                         ids=["python", "compiled"])
+def test_report_builder(benchmark, batches, builder):
     events = sum(len(e) for _, e in batches)
     benchmark.extra_info.update(orders=N, events=events)
 
     def build():
-        rb = ReportBuilder()
+        rb = builder()
         n = 0
         for c, e in batches:
             rb.on_batch(c, e, True)
@@ -63,6 +68,18 @@ def test_decode_new_order(benchmark, pool):
     bodies = [pool.data[int(pool.offsets[k]) + 4:int(pool.offsets[k + 1])] for k in range(N)]
     benchmark.extra_info["messages"] = N
     benchmark.pedantic(lambda: [decode_client(b) for b in bodies], rounds=7, warmup_rounds=1)
+
+
+def test_scan_new_orders(benchmark, pool):
+    data = bytes(pool.data[:int(pool.offsets[N])])
+    benchmark.extra_info["messages"] = N
+
+    def scan():
+        out = bytearray()
+        _, taken, _ = _wire.scan(data, 0, len(data), 1, out, 1 << 16, N)
+        return taken
+
+    assert benchmark.pedantic(scan, rounds=7, warmup_rounds=1) == N
 
 
 _TRADE = frame(ExecutionReport(
