@@ -3,7 +3,8 @@
 Owns the terminal's command language (``buy AAPL 10 @ 150.25 ioc``...), the exact conversion
 of the decimals typed to the ticks and lots of the wire (with the instruments the LogonAck
 lists: an off-grid price is refused, never rounded), the one-line text of every server message,
-and the tool's view of the session's open orders rebuilt from the execution reports. All of
+and the tool's view of the session's open orders (rebuilt from the execution reports, and
+replaced by the server's own list whenever `orders` asks for it). All of
 that is pure functions and one state class (``Terminal``) that tests call directly; the asyncio
 driver at the bottom only connects, reads lines, sends and prints. Must never guess an outcome:
 every line about an order comes from a message the server sent.
@@ -40,6 +41,8 @@ from .protocol import (
     MassCancel,
     MassCancelReport,
     NewOrder,
+    OrderQuery,
+    Orders,
     Reject,
     Replace,
     Resume,
@@ -70,7 +73,7 @@ commands (quantities and prices are decimals, e.g. 10 and 150.25; symbols as `in
   book SYMBOL                              print the book (asks above bids)
   watch SYMBOL                             print book changes and trades until Ctrl-C or the
                                            next command
-  orders                                   the open orders, from the reports received
+  orders                                   the account's open orders, from the server
   instruments                              every instrument with its tick and lot size
   halt SYMBOL, resume SYMBOL               (admin) stop / restart trading in SYMBOL
   help, quit"""
@@ -614,7 +617,7 @@ class Terminal:
                        f" {n} open order{'s' * (n != 1)} (type 'orders')")
         if self.ack.lost_before:
             out.append(f"note: reports up to #{self.ack.lost_before} are no longer kept by the"
-                       " server: the order view may miss older orders")
+                       " server; 'orders' asks the server for every open order")
         return out
 
     def apply_report(self, r: ExecutionReport) -> None:
@@ -651,6 +654,16 @@ class Terminal:
             kind = _REF.get(msg.ref_type, "")
             self._answered(kind, msg.cl_ord_id if kind in ("new", "cancel", "replace") else None)
             return [format_reject(msg)]
+        if t is Orders:
+            # the server's own view: it replaces what the reports built (which may miss orders
+            # older than the server's resend store)
+            self._answered("orders", None)
+            if msg.cl_ord_id == 0:
+                self.orders = {o.cl_ord_id: OpenOrder(o.cl_ord_id, o.instrument, o.side, o.price,
+                                                      o.qty, o.cum_qty, o.leaves_qty)
+                               for o in msg.orders}
+                return format_orders(self.orders, cat)
+            return []
         if t is MassCancelReport:
             self._answered("mass_cancel", None)
             return [format_mass_cancel(msg, cat)]
@@ -870,8 +883,10 @@ class _Driver:
                     await self.stop_watch.wait()
                     term.watching = None
         elif cmd.name == "orders":
-            await self.settle(wait)
-            self.emit(format_orders(term.orders, cat))
+            # the server's answer comes after every earlier command's: printed by the pump
+            term.sent("orders", 0, "orders")
+            c.send(OrderQuery())
+            await c.drain()
         elif cmd.name == "instruments":
             self.emit(format_instruments(cat))
         elif cmd.name == "help":

@@ -366,8 +366,8 @@ def test_resent_reports_rebuild_the_view_silently_and_ids_skip_open_orders():
     assert t.on_message(rej)[0].startswith("#5 REJECTED new buy 10 AAPL")
     assert t.rejected and t.expect == []
     assert Terminal(ack(lost_before=40)).summary() == [
-        "note: reports up to #40 are no longer kept by the server: the order view may miss"
-        " older orders"]
+        "note: reports up to #40 are no longer kept by the server; 'orders' asks the server"
+        " for every open order"]
 
 
 def test_market_data_prints_only_while_watching_and_status_once():
