@@ -1381,40 +1381,17 @@ cdef class Core:
 
     def cancel(self, int64_t order_id, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
         """Cancel a live order of this account. Returns the number of events appended. O(1)."""
-        cdef Command c
-        cdef size_t before = self.st.n_ev
-        memset(&c, 0, sizeof(Command))
-        c.seq = seq
-        c.ts_ns = ts_ns
-        c.order_id = order_id
-        c.account = account
-        c.cmd = CMD_CANCEL
-        self._enter()
-        _check(process_one(&self.st, &c), &self.st)
-        return self.st.n_ev - before
+        return self._command(CMD_CANCEL, order_id, 0, account, 0, 0, 0, 0, seq, ts_ns)
 
     def replace(self, int64_t order_id, int64_t price, int64_t qty, uint32_t account=0,
                 int64_t seq=0, int64_t ts_ns=0):
         """Change price and/or total quantity of a live order. Returns the number of events."""
-        cdef Command c
-        cdef size_t before = self.st.n_ev
-        memset(&c, 0, sizeof(Command))
-        c.seq = seq
-        c.ts_ns = ts_ns
-        c.order_id = order_id
-        c.price = price
-        c.qty = qty
-        c.account = account
-        c.cmd = CMD_REPLACE
-        self._enter()
-        _check(process_one(&self.st, &c), &self.st)
-        return self.st.n_ev - before
+        return self._command(CMD_REPLACE, order_id, 0, account, 0, 0, price, qty, seq, ts_ns)
 
-    # -- ADMIN COMMANDS (per-call API; docs/RULES.md, "Admin commands") -----------------------
-
-    cdef int _admin(self, uint8_t cmd, int64_t order_id, uint32_t instrument, uint32_t account,
-                    uint8_t side, uint16_t flags, int64_t price, int64_t qty, int64_t seq,
-                    int64_t ts_ns) except -1:
+    cdef int _command(self, uint8_t cmd, int64_t order_id, uint32_t instrument,
+                      uint32_t account, uint8_t side, uint16_t flags, int64_t price, int64_t qty,
+                      int64_t seq, int64_t ts_ns) except -1:
+        """One command through the shared path: cancel, replace and the admin commands."""
         cdef Command c
         cdef size_t before = self.st.n_ev
         memset(&c, 0, sizeof(Command))
@@ -1432,29 +1409,31 @@ cdef class Core:
         _check(process_one(&self.st, &c), &self.st)
         return <int>(self.st.n_ev - before)
 
+    # -- ADMIN COMMANDS (per-call API; docs/RULES.md, "Admin commands") -----------------------
+
     def mass_cancel(self, uint32_t account=0, uint32_t instrument=0, uint8_t side=0,
                     bint all_accounts=False, int64_t order_id=0, int64_t seq=0,
                     int64_t ts_ns=0):
         """Cancel every resting order of ``account`` (of every account with ``all_accounts``)
         on ``instrument`` (0: every instrument) and ``side`` (0: both). Returns the number of
         events appended. O(resting orders of the instruments scanned)."""
-        return self._admin(CMD_MASS_CANCEL, order_id, instrument, account, side,
+        return self._command(CMD_MASS_CANCEL, order_id, instrument, account, side,
                            FLAG_ALL_ACCOUNTS if all_accounts else 0, 0, 0, seq, ts_ns)
 
     def halt(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
         """Halt an instrument: NEW and REPLACE are rejected until ``resume``. Returns the
         number of events appended (one INSTRUMENT_STATE, or one REJECTED). O(1)."""
-        return self._admin(CMD_HALT, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
+        return self._command(CMD_HALT, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
 
     def resume(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
         """Open a halted instrument again. Returns the number of events appended. O(1)."""
-        return self._admin(CMD_RESUME, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
+        return self._command(CMD_RESUME, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
 
     def set_limits(self, uint32_t instrument, int64_t min_qty, int64_t max_qty,
                    uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
         """New quantity bounds (lots) for NEW and REPLACE on an instrument; resting orders are
         not touched. Returns the number of events appended. O(1)."""
-        return self._admin(CMD_SET_LIMITS, 0, instrument, account, 0, 0, min_qty, max_qty,
+        return self._command(CMD_SET_LIMITS, 0, instrument, account, 0, 0, min_qty, max_qty,
                            seq, ts_ns)
 
     # -- BATCH API ----------------------------------------------------------------------------

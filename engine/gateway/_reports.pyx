@@ -9,8 +9,10 @@ test_reports_fast.py holds the two together). Must never differ from ReportBuild
 or in a snapshot array: either may write a snapshot the other loads.
 """
 cimport numpy as cnp
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -711,6 +713,7 @@ cdef class FastReportBuilder:
     cdef rb_t rb
     cdef public list pending
     cdef public object recovered
+    cdef readonly bint runs  # pending holds (account, first, last, frames joined) per batch
     cdef int busy        # on_batch is running without the GIL
     cdef int in_batch    # on_batch is running (it may be calling ``recovered``)
 
@@ -722,9 +725,10 @@ cdef class FastReportBuilder:
         if amap_init(&self.rb.acc, 16) != 0 or fmap_init(&self.rb.fills, 1024) != 0:
             raise MemoryError()
 
-    def __init__(self, recovered=None):
+    def __init__(self, recovered=None, runs=False):
         self.pending = []
         self.recovered = recovered
+        self.runs = bool(runs)
 
     def __dealloc__(self):
         rb_free(&self.rb)
@@ -823,7 +827,10 @@ cdef class FastReportBuilder:
                     rc = rb_run(&self.rb, ev, n, &pos, &leg, mode)
                 self.busy = 0
                 if self.rb.fr_n:
-                    self._release(out)
+                    if self.runs:
+                        self._release_runs(out)
+                    else:
+                        self._release(out)
         finally:
             self.busy = 0
             self.in_batch = 0
@@ -840,6 +847,46 @@ cdef class FastReportBuilder:
             f = &self.rb.fr[i]
             out.append((f.account, f.report_seq,
                         PyBytes_FromStringAndSize(base + f.off, <Py_ssize_t>f.len)))
+        return 0
+
+    cdef int _release_runs(self, list out) except -1:
+        # one bytes object per account: its frames of the batch back to back, in order (an
+        # account's report numbers within one batch are consecutive)
+        cdef size_t i, n = self.rb.fr_n
+        cdef Py_ssize_t g
+        cdef const rb_frame* f
+        cdef const char* base = <const char*>self.rb.buf
+        cdef list groups = []       # [account, first seq, last seq, total bytes, write offset]
+        cdef dict where = {}
+        cdef list data
+        cdef Py_ssize_t* group_of = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        if group_of == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                f = &self.rb.fr[i]
+                found = where.get(f.account)
+                if found is None:
+                    g = len(groups)
+                    where[f.account] = g
+                    groups.append([f.account, f.report_seq, f.report_seq, 0, 0])
+                else:
+                    g = found
+                    groups[g][2] = f.report_seq
+                groups[g][3] += f.len
+                group_of[i] = g
+            data = [PyBytes_FromStringAndSize(NULL, grp[3]) for grp in groups]
+            for i in range(n):
+                f = &self.rb.fr[i]
+                g = group_of[i]
+                grp = groups[g]
+                memcpy(PyBytes_AS_STRING(data[g]) + <Py_ssize_t>grp[4], base + f.off, f.len)
+                grp[4] += f.len
+        finally:
+            free(group_of)
+        for g in range(len(groups)):
+            grp = groups[g]
+            out.append((grp[0], grp[1], grp[2], data[g]))
         return 0
 
     # -- snapshots --------------------------------------------------------------------------------

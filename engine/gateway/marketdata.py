@@ -10,12 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import EventType
+from ..schema import EventType, TradingState
 from .protocol import BookSnapshot, BookUpdate, InstrumentStatus, Trade, frame
 
 Level = tuple[int, int, int]            # price (ticks), open qty (lots), orders
 _SIDE = {1: "buy", 2: "sell"}
-_STATE = {1: "open", 2: "halted"}
+_STATE = {int(s): s.name.lower() for s in TradingState}       # 1: "open", 2: "halted"
+
+
+def instrument_status(e: np.void, md_seq: int) -> InstrumentStatus:
+    """The InstrumentStatus message of an INSTRUMENT_STATE event (a halt, resume or new
+    quantity bounds): for subscribers, and as the answer to the admin who asked."""
+    return InstrumentStatus(
+        instrument=int(e["instrument"]), md_seq=md_seq, seq=int(e["seq"]),
+        trading_state=_STATE.get(int(e["reason"]), str(int(e["reason"]))),
+        min_qty=int(e["price"]), max_qty=int(e["qty"]))
 
 
 def _diff(old: dict[int, Level], new: list[Level]) -> tuple[dict[int, Level], list[Level]]:
@@ -74,7 +83,8 @@ class MarketData:
         ev = events[mask]
         out: list[tuple[int, bytes]] = []
         kinds = ev["type"]
-        for i in np.flatnonzero((kinds == EventType.TRADE) | (kinds == 6)).tolist():
+        for i in np.flatnonzero((kinds == EventType.TRADE)
+                                | (kinds == EventType.INSTRUMENT_STATE)).tolist():
             e = ev[i]
             inst = int(e["instrument"])
             if e["type"] == EventType.TRADE:
@@ -82,11 +92,8 @@ class MarketData:
                     instrument=inst, md_seq=self._next(inst), seq=int(e["seq"]),
                     ts_ns=int(e["ts_ns"]), price=int(e["price"]), qty=int(e["qty"]),
                     aggressor=_SIDE.get(int(e["side"]), "")))))
-            else:                                  # 6: EventType.INSTRUMENT_STATE
-                out.append((inst, frame(InstrumentStatus(
-                    instrument=inst, md_seq=self._next(inst), seq=int(e["seq"]),
-                    trading_state=_STATE.get(int(e["reason"]), str(int(e["reason"]))),
-                    min_qty=int(e["price"]), max_qty=int(e["qty"])))))
+            else:
+                out.append((inst, frame(instrument_status(e, self._next(inst)))))
         for inst in sorted(set(ev["instrument"].tolist())):
             bids, asks = self.core.depth(inst, self.depth)
             self._bids[inst], bid_changes = _diff(self._bids[inst], bids)

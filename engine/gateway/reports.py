@@ -8,6 +8,7 @@ numbers survive a restart. Must never send anything itself: the server releases 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,9 +28,23 @@ CL_ORD_ID_MASK = (1 << CL_ORD_ID_BITS) - 1
 NOTIONAL_WIRE_MIN, NOTIONAL_WIRE_MAX = -(1 << 63), (1 << 63) - 1
 
 _REQUEST = {CommandType.NEW: "new", CommandType.CANCEL: "cancel",
-            CommandType.REPLACE: "replace", 4: "mass_cancel"}   # 4: CommandType.MASS_CANCEL
+            CommandType.REPLACE: "replace", CommandType.MASS_CANCEL: "mass_cancel"}
 _SIDE = {Side.BUY: "buy", Side.SELL: "sell"}
 _ORDER_COMMANDS = (CommandType.NEW, CommandType.CANCEL, CommandType.REPLACE)
+
+
+def _runs(reports: list[tuple[int, int, bytes]]) -> list[tuple[int, int, int, bytes]]:
+    """One batch's reports as one ``(account, first, last, frames joined)`` per account, in the
+    order the accounts first appear (an account's numbers in one batch are consecutive)."""
+    groups: dict[int, list] = {}
+    for account, n, data in reports:
+        g = groups.get(account)
+        if g is None:
+            groups[account] = [n, n, [data]]
+        else:
+            g[1] = n
+            g[2].append(data)
+    return [(a, first, last, b"".join(frames)) for a, (first, last, frames) in groups.items()]
 
 
 class _Sink:
@@ -63,16 +78,20 @@ class ReportBuilder:
     name = "gw"
     sections = {"gw.accounts": ACCOUNTS_DTYPE, "gw.fills": FILLS_DTYPE}
 
-    def __init__(self, recovered: Callable[[int, int, bytes], None] | None = None) -> None:
+    def __init__(self, recovered: Callable[[int, int, bytes], None] | None = None,
+                 runs: bool = False) -> None:
         self.last: dict[int, int] = {}               # account -> last report_seq issued
         self.fills: dict[int, list[int]] = {}        # order id -> [cum_qty, cum_notional]
         self.pending: list[tuple[int, int, bytes]] = []
         self.recovered = recovered
+        # runs: ``pending`` holds one ``(account, first, last, frames joined)`` per account per
+        # batch instead of one tuple per report (what the server queues, stores and sends)
+        self.runs = runs
 
     def next_report_seq(self, account: int) -> int:
         return self.last.get(account, 0) + 1
 
-    def take(self) -> list[tuple[int, int, bytes]]:
+    def take(self) -> list[Any]:
         out, self.pending = self.pending, []
         return out
 
@@ -81,10 +100,17 @@ class ReportBuilder:
     def on_batch(self, commands: np.ndarray, events: np.ndarray, live: bool) -> None:
         if not len(events):
             return
-        last, fills, out = self.last, self.fills, self.pending
         if not live and self.recovered is not None:
-            out = _Sink(self.recovered)
-            live = True
+            self._build(events, True, _Sink(self.recovered))
+        elif live and self.runs:
+            reports: list[tuple[int, int, bytes]] = []
+            self._build(events, True, reports)
+            self.pending += _runs(reports)
+        else:
+            self._build(events, live, self.pending)
+
+    def _build(self, events: np.ndarray, live: bool, out: list | _Sink) -> None:
+        last, fills = self.last, self.fills
         for (seq, ts, oid, other, price, qty, leaves, other_leaves, inst, acct, other_acct,
              reason, typ, side, cmd, _) in events.tolist():
             if typ == EventType.TRADE:

@@ -36,12 +36,15 @@ from ..config import AccountConfig, EngineConfig
 from ..instruments import InstrumentSet
 from ..journal.format import JournalError
 from ..pipeline import Engine
-from ..schema import COMMAND_DTYPE, CommandType, EventType, Reason
+from ..schema import COMMAND_DTYPE, CommandType, EventType, Flags, OrderStatus, Reason
 from . import _wire, auth
-from .marketdata import MarketData
+from .marketdata import MarketData, instrument_status
 from .protocol import (
+    CLIENT_TYPES,
     HEADER,
     Cancel,
+    decode_client,
+    frame,
     Halt,
     Heartbeat,
     InstrumentInfo,
@@ -51,25 +54,21 @@ from .protocol import (
     Logout,
     MassCancel,
     MassCancelReport,
+    message_type,
     NewOrder,
+    OrderQuery,
+    Orders,
+    OrderState,
     Reject,
     Replace,
     Resume,
     ServerHeartbeat,
     ServerLogout,
-    CLIENT_TYPES,
-    InstrumentStatus,
-    OrderQuery,
-    Orders,
-    OrderState,
     SetLimits,
     Status,
     StatusReport,
     Subscribe,
     Unsubscribe,
-    decode_client,
-    frame,
-    message_type,
 )
 from ._reports import FastReportBuilder
 from .reports import CL_ORD_ID_MASK, order_id_for
@@ -86,9 +85,7 @@ _TIF = {"gtc": 1, "ioc": 2, "fok": 3}
 _SIDE_NAME = {v: k for k, v in _SIDE.items()}
 _ORD_TYPE_NAME = {v: k for k, v in _ORD_TYPE.items()}
 _TIF_NAME = {v: k for k, v in _TIF.items()}
-_STATUS_NAME = {1: "new", 2: "partially_filled", 3: "filled", 4: "cancelled", 5: "rejected"}
-CMD_MASS_CANCEL, CMD_HALT, CMD_RESUME, CMD_SET_LIMITS = 4, 5, 6, 7
-FLAG_ALL_ACCOUNTS = 2
+_STATUS_NAME = {int(s): s.name.lower() for s in OrderStatus}
 
 # release-queue targets
 _TO_ACCOUNT, _TO_SESSION, _TO_SUBSCRIBERS = 0, 1, 2
@@ -333,7 +330,7 @@ class Server:
         # recovery regenerates the reports since the snapshot it starts from, byte for byte, so
         # that a client who missed them before a crash has them resent
         self.store = ReportStore(self.gw.report_store)
-        self.reports = FastReportBuilder(recovered=self.store.add)
+        self.reports = FastReportBuilder(recovered=self.store.add, runs=True)
         self.engine = Engine.from_config(config, journal_dir=journal_dir,
                                          durability=durability,  # type: ignore[arg-type]
                                          clock_ns=clock_ns, parts=(self.reports,),
@@ -428,7 +425,8 @@ class Server:
             log.info("session %s (%s): ended", session.peer, acct.name)
             if session.cancel_on_disconnect and not session.logged_out and self.stopped is None \
                     and not self.stopping:
-                self._add(_CMD.pack(0, 0, 0, 0, 0, 0, acct.id, CMD_MASS_CANCEL, 0, 0, 0, 0, 0))
+                self._add(_CMD.pack(0, 0, 0, 0, 0, 0, acct.id, CommandType.MASS_CANCEL, 0, 0, 0, 0,
+                                    0))
 
     # -- logon and messages ----------------------------------------------------------------------
 
@@ -481,9 +479,9 @@ class Server:
                 return
             target = acct.id if msg.account is None else msg.account
             self._replies.append((len(self._batch) // _CMD.size, s, msg))
-            self._add(_CMD.pack(0, 0, 0, 0, 0, msg.instrument, target, CMD_MASS_CANCEL,
+            self._add(_CMD.pack(0, 0, 0, 0, 0, msg.instrument, target, CommandType.MASS_CANCEL,
                                 _SIDE.get(msg.side or "", 0), 0, 0,
-                                FLAG_ALL_ACCOUNTS if msg.all_accounts else 0, 0))
+                                Flags.ALL_ACCOUNTS if msg.all_accounts else 0, 0))
         elif t in (Halt, Resume, SetLimits):
             if acct.role != "admin":
                 s.reject(Reason.GATEWAY_NOT_AUTHORIZED, f"{t.__name__} is an admin action",
@@ -492,10 +490,11 @@ class Server:
             self._replies.append((len(self._batch) // _CMD.size, s, msg))
             if t is SetLimits:
                 self._add(_CMD.pack(0, 0, 0, msg.min_qty, msg.max_qty, msg.instrument, acct.id,
-                                    CMD_SET_LIMITS, 0, 0, 0, 0, 0))
+                                    CommandType.SET_LIMITS, 0, 0, 0, 0, 0))
             else:
                 self._add(_CMD.pack(0, 0, 0, 0, 0, msg.instrument, acct.id,
-                                    CMD_HALT if t is Halt else CMD_RESUME, 0, 0, 0, 0, 0))
+                                    CommandType.HALT if t is Halt else CommandType.RESUME,
+                                    0, 0, 0, 0, 0))
         elif t is Subscribe:
             if msg.instrument not in self.instruments:
                 s.reject(Reason.GATEWAY_UNKNOWN_INSTRUMENT,
@@ -571,7 +570,8 @@ class Server:
         self._flush_scheduled = False
         if not self._batch:
             return
-        cmds = np.frombuffer(self._batch, dtype=COMMAND_DTYPE).copy()
+        # the array keeps the old bytearray alive; the next commands go to a new one
+        cmds = np.frombuffer(self._batch, dtype=COMMAND_DTYPE)
         replies, self._replies = self._replies, []
         self._batch = bytearray()
         try:
@@ -583,16 +583,8 @@ class Server:
         self.stats["commands"] += len(cmds)
         release = int(cmds["seq"][-1])
         q = self._outq
-        runs: dict[int, list] = {}
-        for account, report_seq, data in self.reports.take():
-            run = runs.get(account)
-            if run is None:
-                runs[account] = [report_seq, report_seq, [data]]
-            else:
-                run[1] = report_seq
-                run[2].append(data)
-        for account, (first, last, frames) in runs.items():
-            q.append((release, _TO_ACCOUNT, (account, first, last), b"".join(frames)))
+        for account, first, last, data in self.reports.take():
+            q.append((release, _TO_ACCOUNT, (account, first, last), data))
         if replies:
             self._answer(cmds, events, replies, release)
         for inst, data in self.md.on_batch(events):
@@ -620,11 +612,8 @@ class Server:
                     account=int(cmds["account"][index]), all_accounts=msg.all_accounts)), release)
             elif len(mine):
                 e = mine[0]
-                self._queue(_TO_SESSION, s, frame(InstrumentStatus(
-                    instrument=int(e["instrument"]), md_seq=self.md.md_seq.get(
-                        int(e["instrument"]), 0), seq=seq,
-                    trading_state={1: "open", 2: "halted"}.get(int(e["reason"]), "?"),
-                    min_qty=int(e["price"]), max_qty=int(e["qty"]))), release)
+                self._queue(_TO_SESSION, s, frame(instrument_status(
+                    e, self.md.md_seq.get(int(e["instrument"]), 0))), release)
 
     def _queue(self, kind: int, target: Any, data: bytes, release: int | None = None) -> None:
         self._outq.append((self.engine.last_seq if release is None else release, kind, target,

@@ -232,13 +232,29 @@ class Progress:
 
 # -- writing events -------------------------------------------------------------------------------
 
+def _parquet_writer(tmp: Path, schema: Any) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(str(tmp), schema)
+
+
+def _csv_writer(tmp: Path, schema: Any) -> Any:
+    import pyarrow.csv as pacsv
+
+    return pacsv.CSVWriter(str(tmp), schema)
+
+
+# format name -> a pyarrow writer of that format on a file
+_WRITERS = {"parquet": _parquet_writer, "csv": _csv_writer}
+
+
 class EventSink:
     """Events written incrementally to a temporary file beside ``path``; ``commit()`` renames it
-    to ``path``, ``abort()`` removes it. Buffers at most ``rows`` events between writes."""
-
-    format = ""
+    to ``path``, ``abort()`` removes it. Buffers at most ``rows`` events between writes. The
+    format follows the extension (``output_format``)."""
 
     def __init__(self, path: str | os.PathLike[str], rows: int | None = None) -> None:
+        self.format = output_format(path)
         self.path = Path(path)
         self.rows = SINK_ROWS if rows is None else rows
         self.written = 0
@@ -249,14 +265,11 @@ class EventSink:
             f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         try:
-            self._writer = self._open(self.tmp, events_to_arrow(
+            self._writer = _WRITERS[self.format](self.tmp, events_to_arrow(
                 np.empty(0, dtype=EVENT_DTYPE)).schema)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
-
-    def _open(self, tmp: Path, schema: Any) -> Any:
-        raise NotImplementedError
 
     def write(self, events: np.ndarray) -> None:
         if not len(events):
@@ -291,28 +304,9 @@ class EventSink:
         self.tmp.unlink(missing_ok=True)
 
 
-class ParquetSink(EventSink):
-    format = "parquet"
-
-    def _open(self, tmp: Path, schema: Any) -> Any:
-        import pyarrow.parquet as pq
-
-        return pq.ParquetWriter(str(tmp), schema)
-
-
-class CsvSink(EventSink):
-    format = "csv"
-
-    def _open(self, tmp: Path, schema: Any) -> Any:
-        import pyarrow.csv as pacsv
-
-        return pacsv.CSVWriter(str(tmp), schema)
-
-
 def open_sink(path: str | os.PathLike[str], rows: int | None = None) -> EventSink:
     """A sink for ``path`` by its extension (ReplayArgumentError for any other)."""
-    fmt = output_format(path)
-    return (ParquetSink if fmt == "parquet" else CsvSink)(path, rows)
+    return EventSink(path, rows)
 
 
 # -- the run --------------------------------------------------------------------------------------

@@ -216,6 +216,32 @@ def test_live_frames_are_byte_for_byte_the_same(long_session, python_builder,
             ("rejected", "rejected"), ("rejected", "")} <= kinds
 
 
+def test_runs_are_each_accounts_frames_of_a_batch_joined(long_session, python_builder) -> None:
+    """With runs=True (as the server runs them) both builders hand over one
+    (account, first, last, frames joined) per account per batch: the per-report frames of the
+    same batch, grouped, in the order the accounts first appear."""
+    per_report = python_builder()
+    py, fast = python_builder(runs=True), FastReportBuilder(runs=True)
+    assert fast.runs and not FastReportBuilder().runs
+    runs = 0
+    for cmds, events in long_session[:60]:
+        per_report.on_batch(cmds, events, True)
+        want: dict[int, list] = {}
+        for account, n, data in per_report.take():
+            want.setdefault(account, []).append((n, data))
+        expected = [(a, fr[0][0], fr[-1][0], b"".join(d for _, d in fr))
+                    for a, fr in want.items()]
+        py.on_batch(cmds, events, True)
+        fast.on_batch(cmds, events, True)
+        got_py, got_fast = py.take(), fast.take()
+        assert got_py == got_fast == expected
+        for _, first, last, _ in expected:
+            assert last >= first
+        runs += len(expected)
+    assert runs > 60
+    same_state(py, fast)
+
+
 @pytest.mark.parametrize("callback", [True, False])
 def test_recovery_is_the_same(long_session, python_builder, callback: bool) -> None:
     got_py: list[Frame] = []
