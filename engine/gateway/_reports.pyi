@@ -10,10 +10,11 @@ class FastReportBuilder:
     sections: ClassVar[dict[str, np.dtype]]              # "gw.accounts", "gw.fills"
     pending: list[Any]            # (account, report_seq, frame), or with runs:
                                   # (account, first report_seq, last report_seq, frames joined)
-    recovered: Callable[[int, int, bytes], None] | None
+    recovered: Callable[..., None] | None    # (account, report_seq, frame), or with runs:
+                                             # (account, first, last, frames joined)
     runs: bool
 
-    def __init__(self, recovered: Callable[[int, int, bytes], None] | None = None,
+    def __init__(self, recovered: Callable[..., None] | None = None,
                  runs: bool = False) -> None: ...
     @property
     def last(self) -> dict[int, int]:

@@ -695,8 +695,10 @@ cdef class FastReportBuilder:
 
     ``on_batch`` runs without the GIL while it numbers and encodes (live, or recovery without a
     ``recovered`` callback); live frames are built in one buffer and turned into
-    ``(account, report_seq, bytes)`` tuples in ``pending`` at the end of the batch. During
-    recovery with ``recovered`` set, it is called after each frame, as ReportBuilder does.
+    ``(account, report_seq, bytes)`` tuples in ``pending`` at the end of the batch (with
+    ``runs``: one ``(account, first, last, frames joined)`` per account per batch, as the
+    server takes them). During recovery with ``recovered`` set, it is called after each frame
+    (with ``runs``: once per run), as ReportBuilder does.
 
     Differences, none visible to the server: ``last`` and ``fills`` are read-only copies
     (sorted by key) of the C tables. Numbers beyond what a journal
@@ -800,8 +802,8 @@ cdef class FastReportBuilder:
         ev = <const rb_event*>cnp.PyArray_DATA(arr)
         n = <size_t>arr.shape[0]
         sink = self.recovered
-        if live:
-            mode = RB_COLLECT
+        if live or (sink is not None and self.runs):
+            mode = RB_COLLECT       # with runs, recovery hands over one run per account too
         elif sink is not None:
             mode = RB_EACH
         else:
@@ -826,11 +828,18 @@ cdef class FastReportBuilder:
                 with nogil:
                     rc = rb_run(&self.rb, ev, n, &pos, &leg, mode)
                 self.busy = 0
-                if self.rb.fr_n:
+                # runs are handed over whole or not at all (as ReportBuilder does: a batch that
+                # fails part-way gives none); single frames up to the failure, as it does too
+                if self.rb.fr_n and (rc >= 0 or not self.runs):
+                    if not live:
+                        out = []
                     if self.runs:
                         self._release_runs(out)
                     else:
                         self._release(out)
+                    if not live:
+                        for run in out:
+                            sink(*run)
         finally:
             self.busy = 0
             self.in_batch = 0

@@ -78,14 +78,15 @@ class ReportBuilder:
     name = "gw"
     sections = {"gw.accounts": ACCOUNTS_DTYPE, "gw.fills": FILLS_DTYPE}
 
-    def __init__(self, recovered: Callable[[int, int, bytes], None] | None = None,
+    def __init__(self, recovered: Callable[..., None] | None = None,
                  runs: bool = False) -> None:
         self.last: dict[int, int] = {}               # account -> last report_seq issued
         self.fills: dict[int, list[int]] = {}        # order id -> [cum_qty, cum_notional]
         self.pending: list[tuple[int, int, bytes]] = []
         self.recovered = recovered
         # runs: ``pending`` holds one ``(account, first, last, frames joined)`` per account per
-        # batch instead of one tuple per report (what the server queues, stores and sends)
+        # batch instead of one tuple per report (what the server queues, stores and sends), and
+        # ``recovered`` is called once per such run
         self.runs = runs
 
     def next_report_seq(self, account: int) -> int:
@@ -100,12 +101,16 @@ class ReportBuilder:
     def on_batch(self, commands: np.ndarray, events: np.ndarray, live: bool) -> None:
         if not len(events):
             return
-        if not live and self.recovered is not None:
-            self._build(events, True, _Sink(self.recovered))
-        elif live and self.runs:
+        if self.runs and (live or self.recovered is not None):
             reports: list[tuple[int, int, bytes]] = []
             self._build(events, True, reports)
-            self.pending += _runs(reports)
+            if live:
+                self.pending += _runs(reports)
+            else:
+                for run in _runs(reports):
+                    self.recovered(*run)
+        elif not live and self.recovered is not None:
+            self._build(events, True, _Sink(self.recovered))
         else:
             self._build(events, live, self.pending)
 

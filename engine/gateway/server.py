@@ -330,7 +330,7 @@ class Server:
         # recovery regenerates the reports since the snapshot it starts from, byte for byte, so
         # that a client who missed them before a crash has them resent
         self.store = ReportStore(self.gw.report_store)
-        self.reports = FastReportBuilder(recovered=self.store.add, runs=True)
+        self.reports = FastReportBuilder(recovered=self.store.add_run, runs=True)
         self.engine = Engine.from_config(config, journal_dir=journal_dir,
                                          durability=durability,  # type: ignore[arg-type]
                                          clock_ns=clock_ns, parts=(self.reports,),
@@ -612,8 +612,10 @@ class Server:
                     account=int(cmds["account"][index]), all_accounts=msg.all_accounts)), release)
             elif len(mine):
                 e = mine[0]
+                inst = int(e["instrument"])
                 self._queue(_TO_SESSION, s, frame(instrument_status(
-                    e, self.md.md_seq.get(int(e["instrument"]), 0))), release)
+                    inst, seq, int(e["reason"]), int(e["price"]), int(e["qty"]),
+                    self.md.md_seq.get(inst, 0))), release)
 
     def _queue(self, kind: int, target: Any, data: bytes, release: int | None = None) -> None:
         self._outq.append((self.engine.last_seq if release is None else release, kind, target,

@@ -242,6 +242,20 @@ def test_runs_are_each_accounts_frames_of_a_batch_joined(long_session, python_bu
     same_state(py, fast)
 
 
+def test_recovery_in_runs_hands_over_the_same_runs(long_session, python_builder) -> None:
+    got: tuple[list, list] = ([], [])
+    py = python_builder(recovered=lambda *r: got[0].append(r), runs=True)
+    fast = FastReportBuilder(recovered=lambda *r: got[1].append(r), runs=True)
+    live = FastReportBuilder(runs=True)
+    for cmds, events in long_session[:60]:
+        py.on_batch(cmds, events, False)
+        fast.on_batch(cmds, events, False)
+        live.on_batch(cmds, events, True)
+    assert got[0] == got[1] == live.take()       # recovery regenerates what went out live
+    assert py.pending == [] and fast.pending == []
+    same_state(py, fast)
+
+
 @pytest.mark.parametrize("callback", [True, False])
 def test_recovery_is_the_same(long_session, python_builder, callback: bool) -> None:
     got_py: list[Frame] = []
