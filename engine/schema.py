@@ -12,8 +12,10 @@ import numpy as np
 
 __all__ = [
     "Side", "OrdType", "TimeInForce", "Flags", "CommandType", "EventType",
-    "CancelCause", "Reason", "OrderStatus", "TradingState",
+    "CancelCause", "Reason", "OrderStatus", "TradingState", "RiskKind", "KillSwitch",
     "COMMAND_DTYPE", "EVENT_DTYPE", "DIGEST_DTYPE", "ORDER_STATE_DTYPE", "INSTRUMENT_STATE_DTYPE",
+    "RISK_ACCOUNT_DTYPE", "RISK_POSITION_DTYPE", "RISK_CASH_DTYPE", "RISK_INSTRUMENT_DTYPE",
+    "RISK_CURRENCY_DTYPE", "RISK_GLOBAL_DTYPE", "RISK_TABLES", "NOTIONAL_CAP", "UNLIMITED",
 ]
 
 
@@ -48,6 +50,10 @@ class CommandType(IntEnum):
     HALT = 5  # the instrument's trading state becomes HALTED: no NEW, no REPLACE
     RESUME = 6  # the instrument's trading state becomes OPEN
     SET_LIMITS = 7  # the instrument's quantity bounds: price = new min_qty, qty = new max_qty
+    # risk admin commands (docs/RISK.md): rejected with RISK_DISABLED when risk is off
+    SET_RISK = 8  # ord_type = RiskKind, qty = the value, price = a second value (RATE: burst)
+    KILL_SWITCH = 9  # side = KillSwitch mode; account, or every account with Flags.ALL_ACCOUNTS
+    RESTRICT = 10  # side = 1 restrict / 0 lift; instrument; account, or global with ALL_ACCOUNTS
 
 
 class EventType(IntEnum):
@@ -57,6 +63,7 @@ class EventType(IntEnum):
     CANCELLED = 4
     REPLACED = 5
     INSTRUMENT_STATE = 6  # HALT/RESUME/SET_LIMITS: reason = TradingState, price/qty = min/max qty
+    RISK = 7  # SET_RISK/KILL_SWITCH/RESTRICT applied: reason = kind/mode, qty/price = the values
 
 
 class CancelCause(IntEnum):
@@ -68,6 +75,7 @@ class CancelCause(IntEnum):
     FOK_UNFILLABLE = 4
     LEVEL_QUANTITY_LIMIT = 5  # resting it would take its level's open total past 2**63 - 1
     MASS_CANCEL = 6  # cancelled by a MASS_CANCEL command
+    KILL_SWITCH = 7  # cancelled by a KILL_SWITCH command (killed or reduce-only)
 
 
 class Reason(IntEnum):
@@ -94,6 +102,24 @@ class Reason(IntEnum):
     BOOK_UNKNOWN_ORDER = 1014
     BOOK_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
     BOOK_INSTRUMENT_HALTED = 1016
+    # -- pre-trade risk (engine/risk; docs/RISK.md), in the order the checks run --
+    RISK_UNKNOWN_ACCOUNT = 2001         # risk is on and the account has no risk record
+    RISK_NO_REFERENCE_PRICE = 2002      # a market order with no reference price to protect it
+    RISK_PRICE_BAND = 2003              # limit price outside reference +- band
+    RISK_MAX_ORDER_QTY = 2004
+    RISK_MAX_ORDER_NOTIONAL = 2005      # in the account's base currency (or past NOTIONAL_CAP)
+    RISK_INSUFFICIENT_CASH = 2006       # a buy beyond free cash + credit in the currency
+    RISK_INSUFFICIENT_POSITION = 2007   # a sell beyond free position + short allowance
+    RISK_POSITION_LIMIT = 2008          # worst-case position past the limit
+    RISK_MAX_OPEN_ORDERS = 2009
+    RISK_RATE_LIMITED = 2010            # the account's order token bucket is empty
+    RISK_RESTRICTED = 2011              # the instrument is on the account's restricted list
+    RISK_RESTRICTED_GLOBAL = 2012       # the instrument is on the global restricted list
+    RISK_KILL_SWITCH = 2013             # the account's kill switch is on
+    RISK_KILL_SWITCH_GLOBAL = 2014      # the global kill switch is on
+    RISK_REDUCE_ONLY = 2015             # reduce-only: the order could increase the position
+    RISK_INVALID_VALUE = 2016           # a risk admin command with a bad kind, mode or value
+    RISK_DISABLED = 2017                # a risk admin command to a core without risk
     # -- gateway: a message refused before it reached the sequencer (engine/gateway) --
     GATEWAY_MALFORMED = 3001            # not a MessagePack map of a known shape
     GATEWAY_UNKNOWN_MESSAGE = 3002      # a "type" this server does not know
@@ -124,6 +150,33 @@ class TradingState(IntEnum):
 
     OPEN = 1  # every instrument starts open
     HALTED = 2  # NEW and REPLACE are rejected (BOOK_INSTRUMENT_HALTED); cancels still work
+
+
+class RiskKind(IntEnum):
+    """What a SET_RISK command sets (its ``ord_type`` field). Per-instrument account limits
+    take instrument 0 to mean every instrument; currency kinds take the currency index in
+    the ``instrument`` field; instrument kinds ignore the account."""
+
+    MAX_ORDER_QTY = 1        # account x instrument, lots
+    MAX_ORDER_NOTIONAL = 2   # account x instrument, cash units of the account's base currency
+    POSITION_LIMIT = 3       # account x instrument, lots (|worst-case position| <= limit)
+    SHORT_LIMIT = 4          # account x instrument, lots a sell may take the position below 0
+    MAX_OPEN_ORDERS = 5      # account
+    RATE = 6                 # account: qty = orders per second (0: off), price = burst
+    CREDIT = 7               # account x currency, cash units
+    PRICE_BAND = 8           # instrument, basis points of the reference price (0: off)
+    REFERENCE_PRICE = 9      # instrument, ticks (0: none)
+    FX_RATE = 10             # currency: its value per cash unit (docs/RISK.md, "Currencies")
+    CASH_ADJUST = 11         # account x currency: a signed deposit (+) or withdrawal (-)
+    FEE = 12                 # instrument, millionths of notional charged to each side of a fill
+
+
+class KillSwitch(IntEnum):
+    """An account's (or the global) kill switch: the ``side`` field of KILL_SWITCH."""
+
+    ACTIVE = 0        # trading as usual
+    REDUCE_ONLY = 1   # resting orders cancelled; only orders that reduce the position pass
+    KILLED = 2        # resting orders cancelled; every new order and replace rejected
 
 
 class OrderStatus(IntEnum):
@@ -207,3 +260,78 @@ INSTRUMENT_STATE_DTYPE = np.dtype([
 assert INSTRUMENT_STATE_DTYPE.itemsize == 24
 
 INT64_MAX = (1 << 63) - 1
+UNLIMITED = INT64_MAX       # a limit that is not set
+NOTIONAL_CAP = 1 << 62      # notionals above this are refused (so sums stay inside int64)
+
+# -- risk tables (docs/RISK.md, "State"): Core.enable_risk() takes them, risk_state() and
+# export_state()["risk"] give them back, snapshots store them. Layouts match engine/risk/_risk.pxd.
+
+# One account, ascending ids.
+RISK_ACCOUNT_DTYPE = np.dtype([
+    ("account", "<u4"),
+    ("base_ccy", "<u4"),          # currency index
+    ("kill", "u1"),               # KillSwitch
+    ("_pad", "u1", (7,)),
+    ("open_orders", "<i8"),       # resting orders now
+    ("max_open_orders", "<i8"),
+    ("rate_per_s", "<i8"),        # token bucket: orders per second (0: no rate check)
+    ("rate_burst", "<i8"),        # bucket size, orders
+    ("tokens_nano", "<i8"),       # tokens * 1e9 at last_ts
+    ("last_ts", "<i8"),           # ts_ns of the last order that took a token
+])
+assert RISK_ACCOUNT_DTYPE.itemsize == 64
+
+# One account on one instrument: row a * n_instruments + i (instruments in core order).
+RISK_POSITION_DTYPE = np.dtype([
+    ("position", "<i8"),          # lots, signed (short < 0)
+    ("cost", "<i8"),              # cash units: what the open position cost (or a short fetched)
+    ("realized", "<i8"),          # realized P&L, cash units of the instrument's currency
+    ("fees", "<i8"),              # fees paid, cash units of the instrument's currency
+    ("open_buy_qty", "<i8"),      # open quantity of resting buys
+    ("open_sell_qty", "<i8"),
+    ("max_order_qty", "<i8"),
+    ("max_order_notional", "<i8"),  # cash units of the account's base currency
+    ("position_limit", "<i8"),
+    ("short_limit", "<i8"),
+    ("restricted", "u1"),
+    ("_pad", "u1", (7,)),
+])
+assert RISK_POSITION_DTYPE.itemsize == 88
+
+# One account in one currency: row a * n_currencies + c.
+RISK_CASH_DTYPE = np.dtype([
+    ("cash", "<i8"),              # cash units (10**-decimals of the currency)
+    ("credit", "<i8"),            # how far a buy may take free cash below zero
+    ("open_buy_notional", "<i8"),  # what resting buys would pay: limit price x open qty x k
+])
+assert RISK_CASH_DTYPE.itemsize == 24
+
+# One instrument, in the core's registration order.
+RISK_INSTRUMENT_DTYPE = np.dtype([
+    ("instrument", "<u4"),
+    ("ccy", "<u4"),               # currency index
+    ("k", "<i8"),                 # cash units per tick x lot (tick * lot * multiplier / unit)
+    ("band_bps", "<i8"),          # price band, basis points of the reference (0: off)
+    ("ref_price", "<i8"),         # configured reference price, ticks (0: none)
+    ("last_price", "<i8"),        # last trade price, ticks (0: no trade yet)
+    ("fee_ppm", "<i8"),           # fee on each side of a fill, millionths of notional
+    ("restricted", "u1"),         # on the global restricted list
+    ("_pad", "u1", (7,)),
+])
+assert RISK_INSTRUMENT_DTYPE.itemsize == 56
+
+# One currency: fx = its value per cash unit in a common unit (only ratios matter).
+RISK_CURRENCY_DTYPE = np.dtype([("fx", "<i8")])
+
+# The global switches: one row.
+RISK_GLOBAL_DTYPE = np.dtype([("kill", "<i8")])
+
+# The tables, in digest order.
+RISK_TABLES: dict[str, np.dtype] = {
+    "accounts": RISK_ACCOUNT_DTYPE,
+    "positions": RISK_POSITION_DTYPE,
+    "cash": RISK_CASH_DTYPE,
+    "instruments": RISK_INSTRUMENT_DTYPE,
+    "currencies": RISK_CURRENCY_DTYPE,
+    "global": RISK_GLOBAL_DTYPE,
+}
