@@ -35,6 +35,7 @@ extensions = [
         extra_compile_args=["-O3"] if not debug else ["-O0", "-g"],
     )
     for name, source in [
+        ("engine.risk._risk", "engine/risk/_risk.pyx"),
         ("engine._core", "engine/_core.pyx"),
         ("engine.journal._codec", "engine/journal/_codec.pyx"),
         ("engine.gateway._reports", "engine/gateway/_reports.pyx"),

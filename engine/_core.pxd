@@ -3,6 +3,8 @@
 # that change it. Everything here runs without the GIL and without Python objects.
 from libc.stdint cimport int64_t, int32_t, uint32_t, uint16_t, uint8_t
 
+from engine.risk._risk cimport Risk
+
 # -- CODES (mirror engine/schema.py; tests/core/test_codes.py holds them to it) --
 cdef enum:
     CMD_NEW = 1
@@ -12,6 +14,9 @@ cdef enum:
     CMD_HALT = 5
     CMD_RESUME = 6
     CMD_SET_LIMITS = 7
+    CMD_SET_RISK = 8
+    CMD_KILL_SWITCH = 9
+    CMD_RESTRICT = 10
 
     SIDE_BUY = 1
     SIDE_SELL = 2
@@ -34,6 +39,7 @@ cdef enum:
     EV_CANCELLED = 4
     EV_REPLACED = 5
     EV_INSTRUMENT_STATE = 6
+    EV_RISK = 7
 
     CAUSE_USER = 1
     CAUSE_IOC_REMAINDER = 2
@@ -41,6 +47,7 @@ cdef enum:
     CAUSE_FOK_UNFILLABLE = 4
     CAUSE_LEVEL_QUANTITY_LIMIT = 5
     CAUSE_MASS_CANCEL = 6
+    CAUSE_KILL_SWITCH = 7
 
     TS_OPEN = 1
     TS_HALTED = 2
@@ -203,6 +210,8 @@ cdef struct State:
     size_t hist_n        # total ever recorded; slot = hist_n % hist_cap
     size_t hist_lo       # records numbered below this were never in this ring (load_state)
     int oom
+    Risk* risk           # pre-trade risk (engine/risk/_risk.pxd); NULL: risk off
+    int32_t risk_ta      # the risk account index of the order now matching as taker
 
 # -- COMMANDS --
 cdef int process_one(State* st, const Command* c) noexcept nogil
@@ -213,6 +222,9 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil
 cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil
 cdef int do_trading_state(State* st, const Command* c, uint8_t state) noexcept nogil
 cdef int do_set_limits(State* st, const Command* c) noexcept nogil
+cdef int do_risk_admin(State* st, const Command* c) noexcept nogil
+cdef void cancel_where(State* st, const Command* c, int32_t first, int32_t last, uint8_t side,
+                       bint all_accounts, uint16_t cause) noexcept nogil
 
 # -- MATCHING --
 cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uint32_t account,
@@ -229,6 +241,7 @@ cdef Event* emit(State* st, const Command* c, uint8_t type) noexcept nogil
 cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil
 cdef void record_command(State* st, const Command* c, uint8_t status) noexcept nogil
 cdef void instrument_event(State* st, const Command* c, const Book* bk) noexcept nogil
+cdef void risk_event(State* st, const Command* c, uint16_t reason) noexcept nogil
 
 # -- STATE EXPORT AND IMPORT (Core.export_state / Core.load_state) --
 cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil

@@ -16,8 +16,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from engine.risk._risk cimport (
+    Risk, risk_account, risk_check_new, risk_check_replace, risk_accept, risk_rest, risk_leave,
+    risk_fill, risk_set, risk_kill, risk_restrict, risk_from_tables, risk_to_tables, risk_bytes,
+    risk_free, R_RISK_UNKNOWN_ACCOUNT, R_RISK_DISABLED, KILL_ACTIVE,
+)
+
 from .schema import COMMAND_DTYPE, EVENT_DTYPE, INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
 from .schema import INT64_MAX as _INT64_MAX
+from .risk.tables import check_exposure, check_tables
 
 cnp.import_array()
 
@@ -510,6 +517,19 @@ cdef void instrument_event(State* st, const Command* c, const Book* bk) noexcept
     e.qty = bk.max_qty
 
 
+cdef void risk_event(State* st, const Command* c, uint16_t reason) noexcept nogil:
+    # RISK: a risk admin command applied; reason = its kind or mode, qty/price = its values
+    cdef Event* e = emit(st, c, EV_RISK)
+    if e == NULL:
+        return
+    e.order_id = c.order_id
+    e.account = c.account
+    e.instrument = c.instrument
+    e.reason = reason
+    e.price = c.price
+    e.qty = c.qty
+
+
 # ---------------------------------------------------------------------------------------------
 # Book maintenance
 # ---------------------------------------------------------------------------------------------
@@ -640,6 +660,9 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
                 e.account = account
                 e.other_account = o.account
                 e.side = side
+            if st.risk != NULL:
+                risk_fill(st.risk, b, st.risk_ta, side, o.account, o.price, fill,
+                          o.filled == o.qty)
             nxt = o.next
             if o.filled == o.qty:
                 record(st, o, ST_FILLED)
@@ -676,13 +699,14 @@ cdef inline int reserve_for_rest(State* st, int32_t b, uint8_t side) noexcept no
 
 
 cdef int do_new(State* st, const Command* c) noexcept nogil:
-    cdef int32_t b, oi
+    cdef int32_t b, oi, ra = -1
     cdef Book* bk
     cdef BookSide* opp
     cdef Order* o
     cdef Order tmp
-    cdef bint market
-    cdef int64_t price, leaves
+    cdef bint market, protected = False
+    cdef int64_t price, leaves, limit = 0
+    cdef uint16_t reason
     if c.order_id <= 0:
         reject(st, c, R_INVALID_ORDER_ID)
         return 0
@@ -723,6 +747,18 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     if map_get(&st.order_map, c.order_id) >= 0:
         reject(st, c, R_DUPLICATE_ORDER_ID)
         return 0
+    if st.risk != NULL:
+        # pre-trade risk, checks 3..10 (docs/RISK.md); a market order gets a protection limit
+        ra = risk_account(st.risk, c.account)
+        if ra < 0:
+            reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
+            return 0
+        reason = risk_check_new(st.risk, ra, b, c.side, market, c.tif == TIF_GTC and not market,
+                                c.price, c.qty, c.ts_ns, &limit)
+        if reason:
+            reject(st, c, reason)
+            return 0
+        protected = market
     opp = opp_side(bk, c.side)
     if (c.flags & FLAG_POST_ONLY) and opp.nb > 0 and crosses(
             c.side, c.price, st.levels[side_best(st, opp)].price):
@@ -730,8 +766,13 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
         return 0
     if c.tif == TIF_GTC and not market and reserve_for_rest(st, b, c.side) != 0:
         return -1
+    if ra >= 0:
+        risk_accept(st.risk, ra, c.ts_ns)
+        st.risk_ta = ra
 
     price = 0 if market else c.price
+    if not protected:
+        limit = price
     # the order as it would rest; lives on the stack until it does
     tmp.order_id = c.order_id
     tmp.price = price
@@ -745,12 +786,15 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     tmp.tif = c.tif
     order_event(st, c, EV_ACCEPTED, &tmp, c.qty, c.qty, 0)
 
-    if c.tif == TIF_FOK and not fok_fillable(st, b, c.side, market, price, c.qty):
+    # a protected market order (risk on) matches as a limit at its protection price
+    if c.tif == TIF_FOK and not fok_fillable(st, b, c.side, market and not protected, limit,
+                                             c.qty):
         order_event(st, c, EV_CANCELLED, &tmp, c.qty, 0, CAUSE_FOK_UNFILLABLE)
         record(st, &tmp, ST_CANCELLED)
         return 0
 
-    leaves = match(st, b, c, c.order_id, c.account, c.side, market, price, c.qty)
+    leaves = match(st, b, c, c.order_id, c.account, c.side, market and not protected, limit,
+                   c.qty)
     tmp.filled = c.qty - leaves
     if leaves == 0:
         record(st, &tmp, ST_FILLED)
@@ -770,6 +814,8 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
         rest_order(st, b, oi)         # reserved above: cannot fail
         map_put(&st.order_map, c.order_id, oi)
         st.n_live += 1
+        if ra >= 0:
+            risk_rest(st.risk, ra, b, c.side, price, leaves)
     return 0
 
 
@@ -784,6 +830,8 @@ cdef void cancel_order(State* st, const Command* c, int32_t oi, uint16_t cause) 
     # a resting order leaves the book: CANCELLED event, history, level, index, pool. CANCEL and
     # MASS_CANCEL share this one copy (so the helpers it inlines are not copied again)
     cdef Order* o = &st.orders[oi]
+    if st.risk != NULL:
+        risk_leave(st.risk, o.account, o.book, o.side, o.price, o.qty - o.filled)
     order_event(st, c, EV_CANCELLED, o, o.qty - o.filled, 0, cause)
     record(st, o, ST_CANCELLED)
     unlink_order(st, oi)
@@ -801,11 +849,12 @@ cdef int do_cancel(State* st, const Command* c) noexcept nogil:
 
 cdef int do_replace(State* st, const Command* c) noexcept nogil:
     cdef int32_t oi = owned_order(st, c)
-    cdef int32_t b
+    cdef int32_t b, ra = -1
     cdef Order* o
     cdef Book* bk
     cdef BookSide* opp
     cdef int64_t leaves
+    cdef uint16_t reason
     if oi < 0:
         reject(st, c, R_UNKNOWN_ORDER)
         return 0
@@ -830,6 +879,17 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     if c.qty <= o.filled:
         reject(st, c, R_REPLACE_QTY_NOT_ABOVE_FILLED)
         return 0
+    if st.risk != NULL:
+        # checks 3..10 on the change the replace makes (docs/RISK.md, "Replaces")
+        ra = risk_account(st.risk, o.account)
+        if ra < 0:
+            reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
+            return 0
+        reason = risk_check_replace(st.risk, ra, b, o.side, o.price, o.qty - o.filled, c.price,
+                                    c.qty, c.qty - o.filled, c.ts_ns)
+        if reason:
+            reject(st, c, reason)
+            return 0
     opp = opp_side(bk, o.side)
     if (o.flags & FLAG_POST_ONLY) and opp.nb > 0 and crosses(
             o.side, c.price, st.levels[side_best(st, opp)].price):
@@ -838,6 +898,10 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
 
     if c.price == o.price and c.qty <= o.qty:
         # a decrease (or no change) at the same price keeps its place in the queue
+        if ra >= 0:
+            risk_accept(st.risk, ra, c.ts_ns)
+            risk_leave(st.risk, o.account, b, o.side, o.price, o.qty - o.filled)
+            risk_rest(st.risk, ra, b, o.side, o.price, c.qty - o.filled)
         st.levels[o.level].total -= o.qty - c.qty
         o.qty = c.qty
         order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0)
@@ -849,6 +913,10 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     if side_reserve_one(st, own_side(bk, o.side)) != 0:
         return -1
     o = &st.orders[oi]
+    if ra >= 0:
+        risk_accept(st.risk, ra, c.ts_ns)
+        risk_leave(st.risk, o.account, b, o.side, o.price, o.qty - o.filled)
+        st.risk_ta = ra
     unlink_order(st, oi)
     o.price = c.price
     o.qty = c.qty
@@ -864,6 +932,8 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
         drop_order(st, oi)
     else:
         rest_order(st, b, oi)
+        if ra >= 0:
+            risk_rest(st.risk, ra, b, o.side, o.price, leaves)
     return 0
 
 
@@ -871,14 +941,8 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
 
 cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil:
     # Cancel every resting order that matches (account unless ALL_ACCOUNTS, instrument unless 0,
-    # side unless 0): books in registration order, bids best first then asks best first, each
-    # level in queue order. O(resting orders of the books scanned).
-    cdef int32_t b, first = 0, last = st.n_books, j, p, oi, nxt
-    cdef uint8_t side
-    cdef BookSide* s
-    cdef Block* blk
-    cdef Order* o
-    cdef bint all_accounts
+    # side unless 0).
+    cdef int32_t first = 0, last = st.n_books
     if c.instrument != 0:
         first = map_get(&st.book_map, c.instrument)
         if first < 0:
@@ -891,10 +955,24 @@ cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil:
     if c.flags & ~MASS_CANCEL_FLAGS_KNOWN:
         reject(st, c, R_INVALID_INSTRUCTIONS)
         return 0
-    all_accounts = (c.flags & FLAG_ALL_ACCOUNTS) != 0
+    cancel_where(st, c, first, last, c.side, (c.flags & FLAG_ALL_ACCOUNTS) != 0,
+                 CAUSE_MASS_CANCEL)
+    return 0
+
+
+cdef void cancel_where(State* st, const Command* c, int32_t first, int32_t last, uint8_t only,
+                       bint all_accounts, uint16_t cause) noexcept nogil:
+    # Cancel the resting orders of books first..last-1 on side `only` (0: both) of c.account
+    # (of everyone with all_accounts): books in registration order, bids best first then asks
+    # best first, each level in queue order. O(resting orders of the books scanned).
+    cdef int32_t b, j, p, oi, nxt
+    cdef uint8_t side
+    cdef BookSide* s
+    cdef Block* blk
+    cdef Order* o
     for b in range(first, last):
         for side in range(SIDE_BUY, SIDE_SELL + 1):
-            if c.side != 0 and c.side != side:
+            if only != 0 and only != side:
                 continue
             s = own_side(&st.books[b], side)
             # Best level first: the last entry of the last block, walking down. Removing the
@@ -910,11 +988,10 @@ cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil:
                         o = &st.orders[oi]
                         nxt = o.next
                         if all_accounts or o.account == c.account:
-                            cancel_order(st, c, oi, CAUSE_MASS_CANCEL)
+                            cancel_order(st, c, oi, cause)
                         oi = nxt
                     p -= 1
                 j -= 1
-    return 0
 
 
 cdef int do_trading_state(State* st, const Command* c, uint8_t state) noexcept nogil:
@@ -943,6 +1020,43 @@ cdef int do_set_limits(State* st, const Command* c) noexcept nogil:
     return 0
 
 
+cdef int do_risk_admin(State* st, const Command* c) noexcept nogil:
+    # SET_RISK, KILL_SWITCH, RESTRICT (docs/RISK.md, "Admin commands"): the risk tables change,
+    # one RISK event; a kill switch then cancels what it covers
+    cdef uint16_t reason
+    cdef int32_t b
+    cdef bint everyone = (c.flags & FLAG_ALL_ACCOUNTS) != 0
+    if st.risk == NULL:
+        reject(st, c, R_RISK_DISABLED)
+        return 0
+    if c.flags & ~MASS_CANCEL_FLAGS_KNOWN:
+        reject(st, c, R_INVALID_INSTRUCTIONS)
+        return 0
+    b = map_get(&st.book_map, c.instrument)
+    if c.cmd == CMD_SET_RISK:
+        reason = risk_set(st.risk, c.ord_type, c.account, c.instrument, b, c.qty, c.price,
+                          c.ts_ns)
+        if reason:
+            reject(st, c, reason)
+            return 0
+        risk_event(st, c, c.ord_type)
+    elif c.cmd == CMD_KILL_SWITCH:
+        reason = risk_kill(st.risk, c.account, everyone, c.side)
+        if reason:
+            reject(st, c, reason)
+            return 0
+        risk_event(st, c, c.side)
+        if c.side != KILL_ACTIVE:
+            cancel_where(st, c, 0, st.n_books, 0, everyone, CAUSE_KILL_SWITCH)
+    else:
+        reason = risk_restrict(st.risk, c.account, everyone, b, c.side)
+        if reason:
+            reject(st, c, reason)
+            return 0
+        risk_event(st, c, c.side)
+    return 0
+
+
 cdef int process_one(State* st, const Command* c) noexcept nogil:
     if c.cmd == CMD_NEW:
         return do_new(st, c)
@@ -958,6 +1072,8 @@ cdef int process_one(State* st, const Command* c) noexcept nogil:
         return do_trading_state(st, c, TS_OPEN)
     if c.cmd == CMD_SET_LIMITS:
         return do_set_limits(st, c)
+    if c.cmd == CMD_SET_RISK or c.cmd == CMD_KILL_SWITCH or c.cmd == CMD_RESTRICT:
+        return do_risk_admin(st, c)
     reject(st, c, R_UNKNOWN_COMMAND)
     return 0
 
@@ -1216,6 +1332,7 @@ cdef inline void _check(int rc, State* st) except *:
 
 
 _STATE_KEYS = ("instruments", "orders", "history", "history_total")
+_OPTIONAL_STATE_KEYS = ("risk",)   # absent or None: risk off
 
 
 def _state_array(state, str key, dtype):
@@ -1319,6 +1436,7 @@ cdef class Core:
         free(self.st.hist)
         map_free(&self.st.order_map)
         map_free(&self.st.book_map)
+        risk_free(self.st.risk)
 
     def add_instrument(self, instrument_id, min_qty=1, max_qty=INT64_MAX):
         """Register an instrument (an id in 0..2**32-1) with its quantity bounds in lots."""
@@ -1331,6 +1449,9 @@ cdef class Core:
             raise ValueError(f"min_qty must be >= 1, got {min_qty!r}")
         if max_qty < min_qty or max_qty > INT64_MAX:
             raise ValueError(f"max_qty must be in min_qty..2**63-1, got {max_qty!r}")
+        if self.st.risk != NULL:
+            raise ValueError("instruments are registered before enable_risk(): the risk tables"
+                             " list the core's instruments")
         if map_get(&self.st.book_map, instrument_id) >= 0:
             raise ValueError(f"instrument {instrument_id} is already registered")
         if self.st.n_books == self.st.books_cap:
@@ -1390,7 +1511,7 @@ cdef class Core:
 
     cdef int _command(self, uint8_t cmd, int64_t order_id, uint32_t instrument,
                       uint32_t account, uint8_t side, uint16_t flags, int64_t price, int64_t qty,
-                      int64_t seq, int64_t ts_ns) except -1:
+                      int64_t seq, int64_t ts_ns, uint8_t ord_type=0) except -1:
         """One command through the shared path: cancel, replace and the admin commands."""
         cdef Command c
         cdef size_t before = self.st.n_ev
@@ -1405,6 +1526,7 @@ cdef class Core:
         c.cmd = cmd
         c.side = side
         c.flags = flags
+        c.ord_type = ord_type
         self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return <int>(self.st.n_ev - before)
@@ -1435,6 +1557,55 @@ cdef class Core:
         not touched. Returns the number of events appended. O(1)."""
         return self._command(CMD_SET_LIMITS, 0, instrument, account, 0, 0, min_qty, max_qty,
                            seq, ts_ns)
+
+    # -- RISK (docs/RISK.md) -------------------------------------------------------------------
+
+    def enable_risk(self, tables):
+        """Turn pre-trade risk on with these tables (a dict of the RISK_TABLES arrays; the
+        engine builds them from the config with ``engine.risk.setup.build_tables``). Call it
+        once, after the instruments are registered and before any order. TypeError or
+        ValueError (nothing changes) if the tables are not consistent."""
+        self._enter()
+        cdef Risk* r
+        if self.st.risk != NULL:
+            raise ValueError("risk is already enabled on this core")
+        if self.st.n_live or self.st.n_ev or self.st.hist_n:
+            raise ValueError("enable_risk() needs a core without orders, pending events or"
+                             " history")
+        ids = [self.st.books[b].instrument for b in range(self.st.n_books)]
+        checked = check_tables(tables, ids, fresh=True)
+        self.st.risk = risk_from_tables(checked, ids)
+
+    @property
+    def risk_enabled(self):
+        return self.st.risk != NULL
+
+    def risk_state(self):
+        """The risk tables now (copies), or None with risk off. O(accounts x instruments)."""
+        self._enter()
+        return None if self.st.risk == NULL else risk_to_tables(self.st.risk)
+
+    def set_risk(self, uint8_t kind, int64_t value, uint32_t account=0, uint32_t instrument=0,
+                 int64_t aux=0, int64_t seq=0, int64_t ts_ns=0):
+        """SET_RISK: set one risk value (``kind`` a RiskKind; ``aux`` the RATE burst).
+        Returns the number of events appended (one RISK, or one REJECTED)."""
+        return self._command(CMD_SET_RISK, 0, instrument, account, 0, 0, aux, value, seq, ts_ns,
+                             kind)
+
+    def kill_switch(self, uint8_t mode, uint32_t account=0, bint all_accounts=False,
+                    int64_t seq=0, int64_t ts_ns=0):
+        """KILL_SWITCH: the account's (or with ``all_accounts`` the global) switch to ``mode``
+        (a KillSwitch); REDUCE_ONLY and KILLED cancel the resting orders it covers. Returns
+        the number of events appended."""
+        return self._command(CMD_KILL_SWITCH, 0, 0, account, mode,
+                             FLAG_ALL_ACCOUNTS if all_accounts else 0, 0, 0, seq, ts_ns)
+
+    def restrict(self, uint32_t instrument, bint restricted=True, uint32_t account=0,
+                 bint all_accounts=False, int64_t seq=0, int64_t ts_ns=0):
+        """RESTRICT: put the instrument on (or take it off) the account's restricted list, or
+        the global one with ``all_accounts``. Returns the number of events appended."""
+        return self._command(CMD_RESTRICT, 0, instrument, account, 1 if restricted else 0,
+                             FLAG_ALL_ACCOUNTS if all_accounts else 0, 0, 0, seq, ts_ns)
 
     # -- BATCH API ----------------------------------------------------------------------------
 
@@ -1657,6 +1828,7 @@ cdef class Core:
         if n != self.st.n_live:
             raise AssertionError(f"exported {n} orders, {self.st.n_live} are live")
         return {"instruments": insts, "orders": orders, "history": hist,
+                "risk": None if self.st.risk == NULL else risk_to_tables(self.st.risk),
                 "history_total": int(self.st.hist_n)}
 
     def load_state(self, state):
@@ -1689,6 +1861,7 @@ cdef class Core:
         cdef size_t cap = self.st.hist_cap, keep, first, k, total_n
         cdef int32_t prepared
         cdef Finished* dst
+        cdef Risk* new_risk = NULL
         # -- types --
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state() takes a dict from export_state(), got "
@@ -1696,7 +1869,8 @@ cdef class Core:
         missing = [key for key in _STATE_KEYS if key not in state]
         if missing:
             raise TypeError(f"state is missing {', '.join(missing)}")
-        unknown = sorted(str(key) for key in state if key not in _STATE_KEYS)
+        unknown = sorted(str(key) for key in state
+                         if key not in _STATE_KEYS and key not in _OPTIONAL_STATE_KEYS)
         if unknown:
             raise TypeError(f"state has unknown keys: {', '.join(unknown)}")
         insts = _state_array(state, "instruments", INSTRUMENT_STATE_DTYPE)
@@ -1737,6 +1911,13 @@ cdef class Core:
             if maxs[i] < mins[i]:
                 raise ValueError(f"instruments[{i}] (instrument {ids_list[i]}): max_qty must be "
                                  f"in min_qty..2**63-1, got {maxs[i]}")
+        # -- risk: the tables, and the exposure the orders imply --
+        risk_tables = state.get("risk")
+        if risk_tables is None and self.st.risk != NULL:
+            raise ValueError("the state has no risk tables but this core has risk on")
+        if risk_tables is not None:
+            risk_tables = check_tables(risk_tables, ids_list, fresh=False)
+            check_exposure(risk_tables, orders)
         # -- history --
         if not nh <= total <= INT64_MAX:
             raise ValueError(f"history_total must be in len(history)..2**63-1 ({nh}..), "
@@ -1796,6 +1977,8 @@ cdef class Core:
             for b in range(n_inst, len(insts)):
                 memset(&self.st.books[b], 0, sizeof(Book))
             prepared = <int32_t>len(insts)
+            if risk_tables is not None:
+                new_risk = risk_from_tables(risk_tables, ids_list)
             for i in range(2 * len(insts)):
                 # the block directory of every side, with room to spare for its last insert
                 bk = &self.st.books[i // 2]
@@ -1805,6 +1988,7 @@ cdef class Core:
                     if side_dir_reserve(s, dir_cap) != 0:
                         raise MemoryError()
         except BaseException:
+            risk_free(new_risk)
             map_free(&books)
             map_free(&ids)
             # directories reserved for books not yet registered would otherwise leak
@@ -1827,6 +2011,9 @@ cdef class Core:
         self.st.book_map = books
         map_free(&self.st.order_map)
         self.st.order_map = ids
+        if new_risk != NULL:
+            risk_free(self.st.risk)
+            self.st.risk = new_risk
         self.busy = 1
         try:
             with nogil:
@@ -1871,7 +2058,10 @@ cdef class Core:
                         o = &self.st.orders[oi]
                         vals += [o.order_id, o.account, o.qty, o.filled, o.flags]
                         oi = o.next
-        return hashlib.blake2b(np.array(vals, dtype="<i8").tobytes(), digest_size=32).hexdigest()
+        data = np.array(vals, dtype="<i8").tobytes()
+        if self.st.risk != NULL:
+            data += risk_bytes(self.st.risk)
+        return hashlib.blake2b(data, digest_size=32).hexdigest()
 
     def check_integrity(self):
         """Assert every invariant of the books, levels, orders and the id index."""
@@ -1973,19 +2163,20 @@ def _c_codes():
     return {
         "CommandType": {"NEW": CMD_NEW, "CANCEL": CMD_CANCEL, "REPLACE": CMD_REPLACE,
                         "MASS_CANCEL": CMD_MASS_CANCEL, "HALT": CMD_HALT, "RESUME": CMD_RESUME,
-                        "SET_LIMITS": CMD_SET_LIMITS},
+                        "SET_LIMITS": CMD_SET_LIMITS, "SET_RISK": CMD_SET_RISK,
+                        "KILL_SWITCH": CMD_KILL_SWITCH, "RESTRICT": CMD_RESTRICT},
         "Side": {"BUY": SIDE_BUY, "SELL": SIDE_SELL},
         "OrdType": {"LIMIT": ORD_LIMIT, "MARKET": ORD_MARKET},
         "TimeInForce": {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK},
         "Flags": {"POST_ONLY": FLAG_POST_ONLY, "ALL_ACCOUNTS": FLAG_ALL_ACCOUNTS},
         "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
                       "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED,
-                      "INSTRUMENT_STATE": EV_INSTRUMENT_STATE},
+                      "INSTRUMENT_STATE": EV_INSTRUMENT_STATE, "RISK": EV_RISK},
         "CancelCause": {"USER": CAUSE_USER, "IOC_REMAINDER": CAUSE_IOC_REMAINDER,
                         "MARKET_REMAINDER": CAUSE_MARKET_REMAINDER,
                         "FOK_UNFILLABLE": CAUSE_FOK_UNFILLABLE,
                         "LEVEL_QUANTITY_LIMIT": CAUSE_LEVEL_QUANTITY_LIMIT,
-                        "MASS_CANCEL": CAUSE_MASS_CANCEL},
+                        "MASS_CANCEL": CAUSE_MASS_CANCEL, "KILL_SWITCH": CAUSE_KILL_SWITCH},
         "TradingState": {"OPEN": TS_OPEN, "HALTED": TS_HALTED},
         "OrderStatus": {"NEW": ST_NEW, "PARTIALLY_FILLED": ST_PARTIALLY_FILLED,
                         "FILLED": ST_FILLED, "CANCELLED": ST_CANCELLED, "REJECTED": ST_REJECTED},

@@ -16,9 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .schema import COMMAND_DTYPE, CommandType, EventType, OrdType, Side, TimeInForce
+from .schema import (
+    COMMAND_DTYPE,
+    RISK_TABLES,
+    CommandType,
+    EventType,
+    OrdType,
+    Side,
+    TimeInForce,
+)
 
-__all__ = ["WorkloadSpec", "make_workload", "as_rows", "run_calls", "run_core_bench", "main"]
+__all__ = ["WorkloadSpec", "make_workload", "risk_tables", "as_rows", "run_calls",
+           "run_core_bench", "main"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class WorkloadSpec:
     mid_start: int = 10_000
     max_qty: int = 100
     target_resting: int = 5_000      # cancels pick live orders; above this, cancel more
+    n_accounts: int = 16             # order i belongs to account 1 + i % n_accounts
 
 
 def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
@@ -91,6 +101,7 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
                 oid = live_ids[int(picks[k] * len(live_ids))]
                 r["cmd"] = CommandType.CANCEL
                 r["order_id"] = oid
+                r["account"] = 1 + oid % spec.n_accounts
                 forget(oid)
                 continue
             if live_ids and x < share_cancel + spec.share_replace:
@@ -98,6 +109,7 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
                 inst0, side0, price0 = live_info[oid]
                 r["cmd"] = CommandType.REPLACE
                 r["order_id"] = oid
+                r["account"] = 1 + oid % spec.n_accounts
                 r["instrument"] = inst0
                 # half shrink in place, half move one tick away from the mid (passive)
                 if kinds[k] < 0.5:
@@ -111,6 +123,7 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
             side = int(sides[k])
             r["cmd"] = CommandType.NEW
             r["order_id"] = next_id
+            r["account"] = 1 + next_id % spec.n_accounts
             r["instrument"] = inst
             r["side"] = side
             r["qty"] = int(qtys[k])
@@ -151,16 +164,52 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
     return out
 
 
-def _fresh(core_cls, n_instruments: int):
+def risk_tables(spec: WorkloadSpec = WorkloadSpec()) -> dict[str, np.ndarray]:
+    """Risk tables under which the workload runs with every check computed and (almost)
+    nothing refused: every limit set but generous, a price band of 50% around a reference at
+    the starting mid (market orders are then protected), an order rate far above the
+    workload's, a fee, and two currencies with every account based in the other one (so each
+    notional check converts)."""
+    na, ni = spec.n_accounts, spec.n_instruments
+    t = {k: np.zeros(n, dtype=d) for (k, d), n in zip(
+        RISK_TABLES.items(), [na, na * ni, na * 2, ni, 2, 1])}
+    acct = t["accounts"]
+    acct["account"] = np.arange(1, na + 1)
+    acct["base_ccy"] = 1
+    acct["max_open_orders"] = 1_000_000
+    acct["rate_per_s"] = 10**9
+    acct["rate_burst"] = 10**9
+    acct["tokens_nano"] = 10**18
+    pos = t["positions"]
+    pos["max_order_qty"] = 1_000_000
+    pos["max_order_notional"] = 10**15
+    pos["position_limit"] = 10**12
+    pos["short_limit"] = 10**12
+    t["cash"]["cash"] = 10**16
+    inst = t["instruments"]
+    inst["instrument"] = np.arange(ni)
+    inst["k"] = 1
+    inst["band_bps"] = 5_000
+    inst["ref_price"] = spec.mid_start
+    inst["fee_ppm"] = 100
+    t["currencies"]["fx"] = [10**16, 9 * 10**15]
+    return t
+
+
+def _fresh(core_cls, n_instruments: int, risk: dict | None = None):
     core = core_cls()
     for i in range(n_instruments):
         core.add_instrument(i)
+    if risk is not None:
+        core.enable_risk(risk)
     return core
 
 
-def time_batch(core_cls, cmds: np.ndarray, n_instruments: int, chunk: int = 65536) -> float:
-    """Seconds to run every command through the batch API, in chunks (as a replay would)."""
-    core = _fresh(core_cls, n_instruments)
+def time_batch(core_cls, cmds: np.ndarray, n_instruments: int, chunk: int = 65536,
+               risk: dict | None = None) -> float:
+    """Seconds to run every command through the batch API, in chunks (as a replay would);
+    with ``risk`` tables, with pre-trade risk on."""
+    core = _fresh(core_cls, n_instruments, risk)
     gc.collect()
     t0 = time.perf_counter()
     for s in range(0, len(cmds), chunk):
@@ -284,10 +333,17 @@ def run_core_bench(n_commands: int = 1_000_000, repeat: int = 5, ref_commands: i
     ev = probe.process(cmds)
     counts = {t.name.lower(): int((ev["type"] == t).sum()) for t in EventType}
     resting_end = probe.open_orders
+    tables = risk_tables(spec)
+    probe = _fresh(Core, ninst, tables)
+    ev = probe.process(cmds)
+    risk_counts = {t.name.lower(): int((ev["type"] == t).sum()) for t in EventType}
     del probe, ev
 
-    say(f"batch API x{repeat}")
-    batch = [time_batch(Core, cmds, ninst) for _ in range(repeat)]
+    say(f"batch API, risk off and on, alternating x{repeat}")
+    batch, risk_batch = [], []
+    for _ in range(repeat):
+        batch.append(time_batch(Core, cmds, ninst))
+        risk_batch.append(time_batch(Core, cmds, ninst, risk=tables))
     say(f"per-call API x{repeat}")
     calls = [time_calls(Core, rows, ninst) for _ in range(repeat)]
     nref = min(ref_commands, n_commands)
@@ -302,6 +358,7 @@ def run_core_bench(n_commands: int = 1_000_000, repeat: int = 5, ref_commands: i
 
     med = statistics.median
     batch_ops = n_commands / med(batch)
+    risk_ops = n_commands / med(risk_batch)
     call_ops = n_commands / med(calls)
     ref_ops = nref / med(ref)
     batch_prefix_ops = nref / med(batch_prefix)
@@ -310,6 +367,11 @@ def run_core_bench(n_commands: int = 1_000_000, repeat: int = 5, ref_commands: i
                      "events": counts, "resting_at_end": resting_end, "repeats": repeat},
         "batch_ops_per_s": round(batch_ops),
         "batch_ns_per_op": round(1e9 / batch_ops, 1),
+        "risk_batch_ops_per_s": round(risk_ops),
+        "risk_batch_ns_per_op": round(1e9 / risk_ops, 1),
+        "risk_vs_batch": round(risk_ops / batch_ops, 3),
+        "risk_events": risk_counts,
+        "risk_batch_runs_ops_per_s": [round(n_commands / t) for t in risk_batch],
         "call_ops_per_s": round(call_ops),
         "call_ns_per_op": round(1e9 / call_ops, 1),
         "call_latency_ns": {"p50": hist.get_value_at_percentile(50),
@@ -341,6 +403,8 @@ def format_report(r: dict) -> str:
         f"  {'path':<22}{'ops/s':>14}{'ns/op':>10}{'vs reference':>15}",
         f"  {'batch API':<22}{r['batch_ops_per_s']:>14,}{r['batch_ns_per_op']:>10}"
         f"{r['batch_vs_reference']:>14}x",
+        f"  {'batch API, risk on':<22}{r['risk_batch_ops_per_s']:>14,}"
+        f"{r['risk_batch_ns_per_op']:>10}{'':>15}  ({r['risk_vs_batch']} of risk off)",
         f"  {'per-call API':<22}{r['call_ops_per_s']:>14,}{r['call_ns_per_op']:>10}"
         f"{r['call_vs_reference']:>14}x",
         f"  {'reference model':<22}{r['reference_ops_per_s']:>14,}"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
+from ..schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE, RISK_TABLES
 from . import _codec
 from .format import (
     ARCHIVE_DIR,
@@ -52,6 +52,10 @@ SECTIONS: dict[str, np.dtype] = {
     "history_total": np.dtype("<i8"),
 }
 
+# The risk tables of a core with risk on (docs/RISK.md): all of them, or none.
+RISK_PREFIX = "risk_"
+RISK_SECTIONS: dict[str, np.dtype] = {RISK_PREFIX + k: d for k, d in RISK_TABLES.items()}
+
 RETENTION = ("keep", "archive", "delete")
 
 
@@ -66,6 +70,9 @@ def _state_sections(state: dict) -> list[tuple[str, np.ndarray]]:
         ("history", state["history"]),
         ("history_total", np.array([state["history_total"]], dtype="<i8")),
     ]
+    risk = state.get("risk")
+    if risk is not None:
+        core += [(RISK_PREFIX + k, risk[k]) for k in RISK_TABLES]
     parts = sorted(state.get("parts", {}).items())
     for name, arr in parts:
         if PART_SEPARATOR not in name or len(name.encode("ascii")) > MAX_SECTION_NAME:
@@ -84,7 +91,7 @@ def encode_snapshot(seq: int, state: dict, instruments_digest: str,
                           time.time_ns() if created_ns is None else created_ns,
                           digest16(instruments_digest), __version__.encode("ascii")[:12], 0)]
     for name, arr in sections:
-        arr = np.ascontiguousarray(arr, dtype=SECTIONS.get(name, arr.dtype))
+        arr = np.ascontiguousarray(arr, dtype=SECTIONS.get(name, RISK_SECTIONS.get(name, arr.dtype)))
         raw = arr.tobytes()
         parts.append(_SECTION.pack(name.encode("ascii"), arr.dtype.itemsize, 0, len(arr)))
         parts.append(raw)
@@ -128,7 +135,7 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
         raw_name, itemsize, _, items = _SECTION.unpack_from(data, pos)
         name = raw_name.rstrip(b"\0").decode("ascii", "replace")
         is_part = PART_SEPARATOR in name
-        dtype = parts.get(name) if is_part else SECTIONS.get(name)
+        dtype = parts.get(name) if is_part else SECTIONS.get(name, RISK_SECTIONS.get(name))
         if not is_part and (dtype is None or dtype.itemsize != itemsize):
             raise JournalCorrupt(path, pos, f"unknown section {name!r} (item size {itemsize})")
         if dtype is not None and dtype.itemsize != itemsize:
@@ -144,12 +151,18 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
     missing = set(SECTIONS) - set(arrays)
     if missing:
         raise JournalCorrupt(path, pos, f"sections missing: {', '.join(sorted(missing))}")
+    risk_present = set(RISK_SECTIONS) & set(arrays)
+    if risk_present and risk_present != set(RISK_SECTIONS):
+        raise JournalCorrupt(path, pos, "risk sections missing: "
+                             + ", ".join(sorted(set(RISK_SECTIONS) - risk_present)))
     absent = set(parts) - set(arrays)
     if absent:
         raise JournalMismatch(f"{path}: snapshot has no {', '.join(sorted(absent))} section"
                               " (taken by an engine without that part)")
     state = {"instruments": arrays["instruments"], "orders": arrays["orders"],
              "history": arrays["history"], "history_total": int(arrays["history_total"][0]),
+             "risk": ({k: arrays[RISK_PREFIX + k] for k in RISK_TABLES} if risk_present
+                      else None),
              "parts": {k: arrays[k] for k in parts}}
     return seq, state
 
