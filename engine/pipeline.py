@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import EngineConfig
 from .instruments import InstrumentSet
-from .journal.format import JournalError
+from .journal.format import JournalError, RiskManifest
 from .journal.reader import Journal
 from .journal.replay import new_core
 from .journal.sequencer import Sequencer
@@ -74,6 +74,16 @@ class Recovery:
                 f" in {self.seconds:.3f} s")
 
 
+def risk_manifest(config: EngineConfig, instruments: InstrumentSet) -> RiskManifest | None:
+    """The config's ``[risk]`` as the initial tables a journal records, or None if it is off."""
+    from .risk.setup import RiskSetup
+
+    setup = RiskSetup(config, instruments)
+    if not setup.enabled:
+        return None
+    return RiskManifest.build(setup.tables(), setup.currencies, setup.decimals)
+
+
 class Engine:
     """Sequencer, journal and core behind one ``process(commands) -> events`` call.
 
@@ -96,7 +106,7 @@ class Engine:
                  retention: str = "keep", keep_snapshots: int = 2,
                  clock_ns: Callable[[], int] = time.time_ns,
                  core_factory: Callable[..., Any] | None = None,
-                 parts: tuple[Part, ...] = ()) -> None:
+                 parts: tuple[Part, ...] = (), risk: RiskManifest | None = None) -> None:
         if snapshot_every < 0:
             raise ValueError("snapshot_every must be >= 0 (0: no automatic snapshots)")
         self.instruments = instruments
@@ -104,6 +114,7 @@ class Engine:
         self.keep_snapshots = keep_snapshots
         self.snapshot_every = snapshot_every
         self.parts = tuple(parts)
+        self.risk = risk
         self._part_sections: dict[str, np.dtype] = {}
         for part in self.parts:
             self._part_sections.update(part.sections)
@@ -112,7 +123,7 @@ class Engine:
         self._since_snapshot = 0
         self._closed = False
         self.journal = JournalWriter(journal_dir, instruments, durability=durability,
-                                     segment_bytes=segment_bytes)
+                                     segment_bytes=segment_bytes, risk=risk)
         try:
             self.core, self.recovery, last_ts = self._recover(core_factory)
         except BaseException:
@@ -132,14 +143,17 @@ class Engine:
                                         snapshot_every=j.snapshot_every, retention=j.retention,
                                         keep_snapshots=j.keep_snapshots)
         settings.update(kwargs)
-        return cls(InstrumentSet.from_config(config),
-                   None if durability == "none" else path, durability=durability, **settings)
+        instruments = InstrumentSet.from_config(config)
+        settings.setdefault("risk", risk_manifest(config, instruments))
+        return cls(instruments, None if durability == "none" else path, durability=durability,
+                   **settings)
 
     # -- start-up ---------------------------------------------------------------------------------
 
     def _recover(self, core_factory: Callable[..., Any] | None) -> tuple[Any, Recovery, int]:
         t0 = time.perf_counter()
-        core = new_core(self.instruments, core_factory)
+        core = new_core(self.instruments, core_factory,
+                        risk=None if self.risk is None else self.risk.arrays())
         last = self.journal.last_seq
         if self.journal.path is None or last == 0:
             return core, Recovery(0, None, 0, last, time.perf_counter() - t0), 0

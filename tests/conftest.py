@@ -232,6 +232,14 @@ def per_call_expressible(row: tuple) -> bool:
         return (oid, price, qty, side, ord_type, tif, flags) == (0,) * 7
     if cmd == CommandType.SET_LIMITS:
         return (oid, side, ord_type, tif, flags) == (0,) * 5
+    if cmd == CommandType.SET_RISK:
+        return (oid, side, tif, flags) == (0,) * 4
+    if cmd == CommandType.KILL_SWITCH:
+        return (oid, price, qty, instrument, ord_type, tif) == (0,) * 6 and \
+            flags in (0, Flags.ALL_ACCOUNTS)
+    if cmd == CommandType.RESTRICT:
+        return (oid, price, qty, ord_type, tif) == (0,) * 5 and side in (0, 1) and \
+            flags in (0, Flags.ALL_ACCOUNTS)
     return False
 
 
@@ -254,4 +262,13 @@ def send(engine: Any, row: tuple) -> int:
         return engine.halt(instrument, account=account, seq=seq, ts_ns=ts)
     if cmd == CommandType.RESUME:
         return engine.resume(instrument, account=account, seq=seq, ts_ns=ts)
-    return engine.set_limits(instrument, price, qty, account=account, seq=seq, ts_ns=ts)
+    if cmd == CommandType.SET_LIMITS:
+        return engine.set_limits(instrument, price, qty, account=account, seq=seq, ts_ns=ts)
+    if cmd == CommandType.SET_RISK:
+        return engine.set_risk(ord_type, qty, account=account, instrument=instrument, aux=price,
+                               seq=seq, ts_ns=ts)
+    if cmd == CommandType.KILL_SWITCH:
+        return engine.kill_switch(side, account=account,
+                                  all_accounts=bool(flags & Flags.ALL_ACCOUNTS), seq=seq, ts_ns=ts)
+    return engine.restrict(instrument, restricted=bool(side), account=account,
+                           all_accounts=bool(flags & Flags.ALL_ACCOUNTS), seq=seq, ts_ns=ts)

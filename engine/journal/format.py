@@ -5,6 +5,9 @@ Must never hold state or open files for writing: the writer and the reader do th
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
 import re
 import struct
@@ -17,7 +20,7 @@ import numpy as np
 
 from ..config import InstrumentConfig
 from ..instruments import InstrumentSet
-from ..schema import COMMAND_DTYPE
+from ..schema import COMMAND_DTYPE, RISK_TABLES
 from . import _codec
 
 if sys.byteorder != "little":  # pragma: no cover - the record layouts are little-endian
@@ -151,6 +154,57 @@ class SegmentHeader:
         return cls(version, first, created, dig, ver.rstrip(b"\0").decode("ascii", "replace"))
 
 
+class RiskManifest(msgspec.Struct, forbid_unknown_fields=True):
+    """The risk a journal was written with (docs/RISK.md): the initial tables the core took
+    (each table's raw little-endian bytes, base64) and the currencies' codes and decimals,
+    so a reader can replay it and print money. ``digest`` is BLAKE2b-256 of the codes,
+    decimals and table bytes."""
+
+    currencies: tuple[str, ...]
+    decimals: tuple[int, ...]
+    tables: dict[str, str]
+    digest: str
+
+    @classmethod
+    def build(cls, tables: dict[str, np.ndarray], currencies: tuple[str, ...] | list[str],
+              decimals: tuple[int, ...] | list[int]) -> RiskManifest:
+        raw = {k: np.ascontiguousarray(tables[k], dtype=d).tobytes()
+               for k, d in RISK_TABLES.items()}
+        return cls(tuple(currencies), tuple(int(d) for d in decimals),
+                   {k: base64.b64encode(v).decode("ascii") for k, v in raw.items()},
+                   _risk_digest(tuple(currencies), tuple(decimals), raw))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The initial tables as numpy arrays; ValueError if the manifest is damaged."""
+        if set(self.tables) != set(RISK_TABLES):
+            raise ValueError(f"risk tables must be {', '.join(RISK_TABLES)}")
+        raw = {}
+        for k, d in RISK_TABLES.items():
+            try:
+                raw[k] = base64.b64decode(self.tables[k], validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"risk table {k!r} is not valid base64") from None
+            if len(raw[k]) % d.itemsize:
+                raise ValueError(f"risk table {k!r} is {len(raw[k])} bytes, not a whole"
+                                 f" number of {d.itemsize}-byte rows")
+        if _risk_digest(self.currencies, self.decimals, raw) != self.digest:
+            raise ValueError("risk digest does not match the tables listed")
+        if len(self.currencies) != len(self.decimals) or \
+                len(raw["currencies"]) // RISK_TABLES["currencies"].itemsize != len(self.currencies):
+            raise ValueError("risk currencies, decimals and the currency table differ in length")
+        return {k: np.frombuffer(raw[k], dtype=d).copy() for k, d in RISK_TABLES.items()}
+
+
+def _risk_digest(currencies: tuple[str, ...], decimals: tuple[int, ...],
+                 raw: dict[str, bytes]) -> str:
+    h = hashlib.blake2b(b"engine.risk.v1\n", digest_size=32)
+    h.update(msgspec.json.encode([list(currencies), list(decimals)]))
+    for k in RISK_TABLES:
+        h.update(len(raw[k]).to_bytes(8, "little"))
+        h.update(raw[k])
+    return h.hexdigest()
+
+
 class Manifest(msgspec.Struct, forbid_unknown_fields=True):
     """``journal.json``: what the journal was written for. Written once, atomically."""
 
@@ -159,9 +213,14 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True):
     created_ns: int
     instruments_digest: str
     instruments: tuple[InstrumentConfig, ...]
+    risk: RiskManifest | None = None   # None: the core ran without pre-trade risk
 
     def instrument_set(self) -> InstrumentSet:
         return InstrumentSet(self.instruments)
+
+    def risk_tables(self) -> dict[str, np.ndarray] | None:
+        """The initial risk tables, or None when the journal ran without risk."""
+        return None if self.risk is None else self.risk.arrays()
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -191,6 +250,11 @@ def read_manifest(path: Path) -> Manifest:
         raise JournalError(f"{mpath}: not a valid journal manifest: {e}") from None
     if actual != m.instruments_digest:
         raise JournalCorrupt(mpath, 0, "instruments_digest does not match the instruments listed")
+    if m.risk is not None:
+        try:
+            m.risk.arrays()
+        except ValueError as e:
+            raise JournalCorrupt(mpath, 0, f"risk: {e}") from None
     return m
 
 

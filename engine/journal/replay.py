@@ -26,13 +26,16 @@ DEFAULT_BATCH = 65536
 
 
 def new_core(instruments: InstrumentSet, core_factory: Callable[..., Any] | None = None,
-             **kwargs: Any) -> Any:
-    """A fresh core with every instrument registered, quantity bounds in lots."""
+             risk: dict[str, np.ndarray] | None = None, **kwargs: Any) -> Any:
+    """A fresh core with every instrument registered, quantity bounds in lots, and with
+    ``risk`` tables (docs/RISK.md) pre-trade risk on."""
     if core_factory is None:
         from .._core import Core as core_factory
     core = core_factory(**kwargs)
     for inst in instruments:
         core.add_instrument(inst.id, inst.min_lots, inst.max_lots)
+    if risk is not None:
+        core.enable_risk(risk)
     return core
 
 
@@ -101,7 +104,8 @@ class Replay:
 
     def __init__(self, source: Source, instruments: InstrumentSet | None = None, *,
                  start: int | None = None, stop: int | None = None,
-                 batch: int = DEFAULT_BATCH, core: Any = None, use_snapshot: bool = True) -> None:
+                 batch: int = DEFAULT_BATCH, core: Any = None, use_snapshot: bool = True,
+                 risk: dict[str, np.ndarray] | None = None) -> None:
         src = _open(source)
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -112,10 +116,11 @@ class Replay:
                 raise JournalError(
                     f"{src.path}: the journal was written for another instrument set")
             instruments = src.instruments
+            risk = src.manifest.risk_tables()
         elif instruments is None and core is None:
             raise ValueError("replaying a command array needs its instruments (or a core)")
         if core is None:
-            core = new_core(instruments)  # type: ignore[arg-type]
+            core = new_core(instruments, risk=risk)  # type: ignore[arg-type]
             if isinstance(src, Journal) and use_snapshot and src.count and start is not None \
                     and start > 1:
                 snap = newest_snapshot(src.path, src.manifest.instruments_digest,
@@ -157,18 +162,20 @@ class Replay:
 
 def replay(source: Source, instruments: InstrumentSet | None = None, *,
            start: int | None = None, stop: int | None = None, batch: int = DEFAULT_BATCH,
-           core: Any = None, keep_events: bool = True, use_snapshot: bool = True) -> ReplayResult:
+           core: Any = None, keep_events: bool = True, use_snapshot: bool = True,
+           risk: dict[str, np.ndarray] | None = None) -> ReplayResult:
     """Replay ``source`` and return the core, the events (EVENT_DTYPE) and the statistics.
 
     ``source`` is a Journal, a journal directory, or a COMMAND_DTYPE array (then pass its
-    ``instruments`` or a ready ``core``).
+    ``instruments`` and, for risk on, its initial ``risk`` tables, or a ready ``core``). A
+    journal brings its own instruments and risk tables (its manifest).
 
     >>> from engine.journal import replay                 # doctest: +SKIP
     >>> r = replay("var/journal")                         # doctest: +SKIP
     >>> r.stats.commands, r.digest()                      # doctest: +SKIP
     """
     run = Replay(source, instruments, start=start, stop=stop, batch=batch, core=core,
-                 use_snapshot=use_snapshot)
+                 use_snapshot=use_snapshot, risk=risk)
     chunks = [events for _, events in run] if keep_events else [None for _ in run]
     events_out = None
     if keep_events:

@@ -31,6 +31,7 @@ from .format import (
     JournalError,
     JournalMismatch,
     Manifest,
+    RiskManifest,
     SegmentHeader,
     digest16,
     encode_manifest,
@@ -65,6 +66,24 @@ def check_instruments(manifest: Manifest, instruments: InstrumentSet, where: Pat
         " or start a new journal directory.")
 
 
+def check_risk(manifest: Manifest, risk: RiskManifest | None, where: Path) -> None:
+    """JournalMismatch unless the journal was written with exactly this risk setup."""
+    theirs = None if manifest.risk is None else manifest.risk.digest
+    ours = None if risk is None else risk.digest
+    if theirs == ours:
+        return
+    if theirs is None or ours is None:
+        what = ("without pre-trade risk, the config has it on" if theirs is None
+                else "with pre-trade risk, the config has it off")
+    else:
+        what = (f"with other initial risk tables (digest {theirs[:16]}..., the config's is"
+                f" {ours[:16]}...)")
+    raise JournalMismatch(
+        f"{where}: the journal was written {what}. Balances, positions and limits start from"
+        " the journal's first run; change them at runtime with the risk admin commands, or"
+        " start a new journal directory.")
+
+
 class JournalWriter:
     """Appends commands already stamped by the sequencer, gap-free, and tracks durability.
 
@@ -84,13 +103,15 @@ class JournalWriter:
 
     def __init__(self, path: str | os.PathLike[str] | None, instruments: InstrumentSet, *,
                  durability: Durability = "fsync", segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns,
+                 risk: RiskManifest | None = None) -> None:
         if durability not in DURABILITIES:
             raise ValueError(f"durability must be one of {', '.join(DURABILITIES)},"
                              f" got {durability!r}")
         if segment_bytes < HEADER_SIZE + RECORD_SIZE:
             raise ValueError(f"segment_bytes must be at least {HEADER_SIZE + RECORD_SIZE}")
         self.durability = durability
+        self.risk = risk
         self.instruments = instruments
         self.segment_bytes = segment_bytes
         self._clock_ns = clock_ns
@@ -148,10 +169,11 @@ class JournalWriter:
             if fresh:
                 manifest = Manifest(FORMAT_VERSION, __version__, self._clock_ns(),
                                     self.instruments.digest(),
-                                    tuple(i.config for i in self.instruments))
+                                    tuple(i.config for i in self.instruments), self.risk)
                 write_atomic(path / MANIFEST, encode_manifest(manifest))
             manifest = read_manifest(path)
             check_instruments(manifest, self.instruments, path)
+            check_risk(manifest, self.risk, path)
             segments, torn = scan_journal(path, manifest)
             if torn is not None:
                 self._truncate(torn.path, torn.offset)
