@@ -2135,6 +2135,14 @@ cdef class Core:
             oi = self.st.orders[oi].next
         if free_orders + live != self.st.orders_cap:
             raise AssertionError("order pool leak")
+        if self.st.risk != NULL:
+            # the risk tables' open-order counts and exposure are what the resting orders add
+            # up to (docs/RISK.md, "After the checks")
+            state = self.export_state()
+            try:
+                check_exposure(state["risk"], state["orders"])
+            except ValueError as e:
+                raise AssertionError(str(e)) from None
 
     def memory_bytes(self):
         """Bytes held by the core's C arrays (orders, levels, id index, books, events, history)."""

@@ -34,7 +34,7 @@ def every_kind(n: int, seed: int = 7) -> np.ndarray:
     kinds = rng.integers(0, 4, size=len(bad))
     cmds["instrument"][bad[kinds == 0]] = 99          # unknown instrument
     cmds["qty"][bad[kinds == 1]] = 0                   # invalid quantity
-    cmds["cmd"][bad[kinds == 2]] = 9                   # unknown command
+    cmds["cmd"][bad[kinds == 2]] = 11                  # unknown command
     cmds["account"][bad[kinds == 3]] = 5               # someone else's order (cancel/replace)
     # admin commands: halts resumed 40 commands later, limit changes, mass cancels
     admin = rng.choice(len(cmds) - 40, size=max(n // 1000, 4), replace=False)
