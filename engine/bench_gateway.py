@@ -46,6 +46,7 @@ import tempfile
 import time
 from array import array
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,14 +194,19 @@ def bench_key(account: int) -> str:
 
 
 def bench_config(n_accounts: int) -> EngineConfig:
-    """The default config with one trader account per connection (ids 1..n, keys
-    ``bench_key(id)``) and the per-connection rate limit lifted."""
-    from .config import AccountConfig, default_config
+    """The default config (pre-trade risk on) with one trader account per connection (ids
+    1..n, keys ``bench_key(id)``), each with the cash and short allowance to buy and sell the
+    bench instrument without end, and the per-connection rate limit lifted."""
+    from .config import AccountConfig, AccountInstrumentConfig, CashConfig, default_config
     from .gateway.auth import hash_key
 
     base = default_config()
-    accounts = tuple(AccountConfig(id=i, name=f"bench{i}", api_key_hash=hash_key(bench_key(i)))
-                     for i in range(1, n_accounts + 1))
+    symbol = next(i.symbol for i in base.instruments if i.id == INSTRUMENT)
+    accounts = tuple(AccountConfig(
+        id=i, name=f"bench{i}", api_key_hash=hash_key(bench_key(i)), base_currency="USD",
+        cash=(CashConfig(currency="USD", amount=Decimal(10**12)),),
+        instruments=(AccountInstrumentConfig(symbol=symbol, short_limit=Decimal(10**12)),))
+        for i in range(1, n_accounts + 1))
     gateway = msgspec.structs.replace(base.gateway, max_msgs_per_s=10**9, msg_burst=10**9,
                                       max_sessions=max(base.gateway.max_sessions,
                                                        n_accounts + 1))

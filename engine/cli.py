@@ -1,4 +1,5 @@
-"""The `engine` command line: `engine demo`, `engine bench core|journal`, `engine replay`.
+"""The `engine` command line: `engine demo`, `engine bench core|journal|gateway`, `engine replay`,
+`engine serve`, `engine client`, `engine risk`, `engine keygen`.
 
 Only arranges calls into the library; every behaviour it shows lives in a module of its own.
 """
@@ -123,6 +124,43 @@ def _cmd_client(args: argparse.Namespace) -> int:
     return terminal_main(args)
 
 
+def _cmd_risk(args: argparse.Namespace) -> int:
+    import os
+
+    from .gateway.risk import (RiskViewError, format_views, risk_from_journal, risk_from_server,
+                               views_json)
+
+    def fail(text: str) -> int:
+        print(f"engine risk: {text}", file=sys.stderr)
+        return 2
+
+    live = args.host is not None or args.port is not None
+    if args.journal is not None and live:
+        return fail("give --journal DIR or --host/--port of a server, not both")
+    try:
+        if args.journal is not None:
+            if args.query:
+                return fail("--query is for a live server; with --journal, name the accounts"
+                            " with --account")
+            entries = risk_from_journal(args.journal, args.account)
+        elif live:
+            if not args.account or len(args.account) != 1:
+                return fail("with --host/--port, give the account to log on as, once:"
+                            " --account N (--query M asks an admin's question about M)")
+            key = args.key or os.environ.get("ENGINE_API_KEY")
+            if not key:
+                return fail("no API key: pass --key KEY (or set ENGINE_API_KEY)")
+            entries = risk_from_server(args.host or "127.0.0.1", args.port or 7001,
+                                       args.account[0], key, args.query, timeout=args.timeout)
+        else:
+            return fail("nothing to read: give --journal DIR, or --host/--port (and --account,"
+                        " --key) of a running server")
+    except RiskViewError as e:
+        return fail(str(e))
+    sys.stdout.write(views_json(entries).decode() if args.json else format_views(entries))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine", description="An in-memory order engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -237,6 +275,37 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("commands", nargs=argparse.REMAINDER, metavar="COMMAND ...",
                    help="e.g. buy AAPL 10 @ 150.25 ioc, cancel 12, book AAPL")
     c.set_defaults(func=_cmd_client)
+
+    rk = sub.add_parser(
+        "risk", help="accounts' risk: cash, positions, P&L, limits and open orders",
+        description="Show accounts' pre-trade risk (docs/RISK.md) in decimals: cash per"
+                    " currency, positions with average price and P&L, limits and their headroom,"
+                    " kill switches, and the open orders. Either replay a journal (--journal DIR:"
+                    " the state after its last command, every account unless --account names"
+                    " some) or ask a running server (--host/--port, logged on as --account with"
+                    " --key: that account's risk, or with an admin account those of --query)."
+                    " Exit 2, with one line on stderr, if the journal, the server or an account"
+                    " cannot be used.",
+        epilog="examples: engine risk --journal var/journal --account 1 --json;"
+               " engine risk --port 7001 --account 1 --key demo-alice-key;"
+               " engine risk --port 7001 --account 9 --key demo-admin-key --query 1 --query 2")
+    rk.add_argument("--journal", metavar="DIR", help="replay this journal directory")
+    rk.add_argument("--host", help="a running server's address (default with --port: 127.0.0.1)")
+    rk.add_argument("--port", type=int, help="a running server's port (default with --host: 7001)")
+    rk.add_argument("--account", type=int, action="append", metavar="N",
+                    help="--journal: an account to show (repeat for more; default: every one);"
+                         " server: the account to log on as")
+    rk.add_argument("--key", help="server: the account's API key (default: $ENGINE_API_KEY)")
+    rk.add_argument("--query", type=int, action="append", metavar="M",
+                    help="server: an account to ask about instead of the logged-on one (repeat"
+                         " for more; another account's needs an admin account)")
+    rk.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="server: how long to wait to connect and for each answer (default:"
+                         " %(default)s)")
+    rk.add_argument("--json", action="store_true",
+                    help='print {"accounts": [{"seq", "risk", "orders"}, ...]} as one JSON'
+                         " object (the same from a journal and from the server)")
+    rk.set_defaults(func=_cmd_risk)
     return p
 
 

@@ -21,10 +21,12 @@ import msgspec.inspect as mi
 from .schema import Reason
 
 __all__ = [
-    "AssetClass", "Matching", "ASSET_CLASSES", "MATCHING_SUPPORTED",
+    "AssetClass", "Matching", "KillMode", "ASSET_CLASSES", "MATCHING_SUPPORTED", "KILL_MODES",
     "InstrumentConfig", "JournalConfig", "AccountConfig", "GatewayConfig", "EngineConfig",
+    "RiskConfig", "RiskCurrencyConfig", "RiskInstrumentConfig", "CashConfig",
+    "AccountInstrumentConfig",
     "ConfigError",
-    "load_config", "parse_config", "default_config",
+    "load_config", "parse_config", "default_config", "check_risk",
 ]
 
 AssetClass = Literal["equity", "etf", "future", "option", "fx_spot", "bond", "crypto"]
@@ -33,11 +35,20 @@ ASSET_CLASSES: tuple[str, ...] = AssetClass.__args__
 MATCHING_SUPPORTED: tuple[str, ...] = ("fifo",)
 
 UINT32_MAX = (1 << 32) - 1
+INT64_MAX = (1 << 63) - 1
 MAX_DECIMAL_PLACES = 18  # tick_size, lot_size, multiplier: at most 1E-18 ...
 MAX_ADJUSTED_EXPONENT = 18  # ... and below 1E+19
 
 DEFAULT_CONFIG_RESOURCE = "default_config.toml"
 _CURRENCY = re.compile("[A-Z]{3}")
+
+# A kill switch in the config: KillSwitch.ACTIVE / REDUCE_ONLY / KILLED (engine/schema.py).
+KillMode = Literal["active", "reduce_only", "killed"]
+KILL_MODES: tuple[str, ...] = KillMode.__args__
+MAX_CASH_DECIMALS = 18          # a currency's cash unit is at most 10**-18 of it
+MAX_RATE = 10**9                # rate_per_s and rate_burst (docs/RISK.md, "State")
+MAX_BPS = 1_000_000             # price_band_bps
+MAX_FEE_PPM = 1_000_000         # fee_ppm
 
 
 class ConfigError(ValueError):
@@ -59,6 +70,32 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Base of every config table: immutable, keyword-only, unknown fields refused."""
 
 
+def _check_non_negative(name: str, value: Decimal) -> None:
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"Expected a decimal >= 0, got {str(value)!r}", path=name)
+
+
+def _check_finite(name: str, value: Decimal) -> None:
+    if not value.is_finite():
+        raise ConfigError(f"Expected a finite decimal, got {str(value)!r}", path=name)
+
+
+def _check_currency(name: str, code: str) -> None:
+    if not _CURRENCY.fullmatch(code):
+        raise ConfigError(f"Expected a 3-letter upper-case currency code such as 'USD',"
+                          f" got {code!r}", path=name)
+
+
+def _refuse_duplicates(name: str, values: Any, what: str, field: str | None = None) -> None:
+    """``values`` (one per entry of the list ``name``) must be distinct."""
+    seen: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"duplicate {what} {value!r} (already at {name}[{seen[value]}])",
+                              path=f"{name}[{i}]" + (f".{field}" if field else ""))
+        seen[value] = i
+
+
 class InstrumentConfig(_Section):
     """One ``[[instruments]]`` entry. Decimals are written as TOML strings ("0.01")."""
 
@@ -78,9 +115,7 @@ class InstrumentConfig(_Section):
         if self.symbol != self.symbol.strip() or any(not c.isprintable() for c in self.symbol):
             raise ConfigError(f"Expected a symbol without surrounding spaces or control characters,"
                               f" got {self.symbol!r}", path="symbol")
-        if not _CURRENCY.fullmatch(self.currency):
-            raise ConfigError(f"Expected a 3-letter upper-case currency code such as 'USD',"
-                              f" got {self.currency!r}", path="currency")
+        _check_currency("currency", self.currency)
         for name in ("tick_size", "lot_size", "multiplier"):
             _check_unit(name, getattr(self, name))
         if self.matching not in MATCHING_SUPPORTED:
@@ -119,8 +154,53 @@ class JournalConfig(_Section):
     keep_snapshots: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
 
 
+class CashConfig(_Section):
+    """One ``cash`` entry of an account: its balance in one currency (docs/RISK.md, "Units")."""
+
+    currency: str
+    amount: Decimal  # in the currency (USD "1000.50"); exact in its cash units; may be negative
+    credit: Decimal = Decimal(0)  # how far buys may take free cash below 0, in the currency
+
+    def __post_init__(self) -> None:
+        _check_currency("currency", self.currency)
+        _check_finite("amount", self.amount)
+        _check_non_negative("credit", self.credit)
+
+
+class AccountInstrumentConfig(_Section):
+    """One ``instruments`` entry of an account: its position in, and limits on, one instrument.
+    Quantities are in instrument units on the lot grid; notionals in the account's base
+    currency."""
+
+    symbol: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    position: Decimal = Decimal(0)  # signed: short < 0
+    avg_price: Decimal | None = None  # what the position cost per unit; required with a position
+    max_order_qty: Decimal | None = None  # None: unlimited
+    max_order_notional: Decimal | None = None  # None: the account's max_order_notional
+    position_limit: Decimal | None = None  # |worst-case position| <= this; None: unlimited
+    short_limit: Decimal = Decimal(0)  # how far sells may take the position below 0
+
+    def __post_init__(self) -> None:
+        _check_finite("position", self.position)
+        if self.avg_price is None:
+            if self.position != 0:
+                raise ConfigError(f"Expected an avg_price with the position {self.position}"
+                                  " (what it cost per unit, in the instrument's currency)",
+                                  path="avg_price")
+        else:
+            if self.position == 0:
+                raise ConfigError(f"Expected no avg_price without a position (position is 0),"
+                                  f" got {str(self.avg_price)!r}", path="avg_price")
+            _check_positive("avg_price", self.avg_price)
+        for name in ("max_order_qty", "max_order_notional", "position_limit", "short_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_non_negative(name, value)
+
+
 class AccountConfig(_Section):
-    """One ``[[accounts]]`` entry: who may log on to the gateway, and with which rights."""
+    """One ``[[accounts]]`` entry: who may log on to the gateway, with which rights, and (with
+    risk, docs/RISK.md) what it holds and may do. The risk fields are all optional."""
 
     id: Annotated[int, msgspec.Meta(ge=1, le=(1 << 31) - 1)]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -130,6 +210,17 @@ class AccountConfig(_Section):
     role: Literal["trader", "admin"] = "trader"
     # cancel the account's resting orders when its session ends without a Logout
     cancel_on_disconnect: bool = False
+    # -- risk (docs/RISK.md); base_currency is required when [risk] is enabled --
+    base_currency: str | None = None  # max_order_notional limits are in this currency
+    # resting orders at most; None: unlimited
+    max_open_orders: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)] | None = None
+    rate_per_s: Annotated[int, msgspec.Meta(ge=0, le=MAX_RATE)] = 0  # orders per second; 0: off
+    rate_burst: Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE)] | None = None  # None: rate_per_s
+    max_order_notional: Decimal | None = None  # every instrument's default; None: unlimited
+    kill_switch: KillMode = "active"
+    restricted: tuple[str, ...] = ()  # symbols this account may not trade
+    cash: tuple[CashConfig, ...] = ()
+    instruments: tuple[AccountInstrumentConfig, ...] = ()
 
     def __post_init__(self) -> None:
         from .gateway.auth import valid_stored
@@ -138,6 +229,22 @@ class AccountConfig(_Section):
             raise ConfigError("Expected a stored key hash 'sha256$<32 hex>$<64 hex>' (make one"
                               " with `engine keygen`), got something else; the key itself"
                               " never belongs in the config", path="api_key_hash")
+        if self.base_currency is not None:
+            _check_currency("base_currency", self.base_currency)
+        if self.max_order_notional is not None:
+            _check_non_negative("max_order_notional", self.max_order_notional)
+        _refuse_duplicates("restricted", self.restricted, "symbol")
+        _refuse_duplicates("cash", [c.currency for c in self.cash], "currency", "currency")
+        _refuse_duplicates("instruments", [i.symbol for i in self.instruments], "symbol",
+                           "symbol")
+
+    @property
+    def has_risk(self) -> bool:
+        """Whether any risk field is set (such an account gets risk rows even with risk off)."""
+        return (self.base_currency is not None or self.max_open_orders is not None
+                or self.rate_per_s != 0 or self.rate_burst is not None
+                or self.max_order_notional is not None or self.kill_switch != "active"
+                or bool(self.restricted or self.cash or self.instruments))
 
 
 class GatewayConfig(_Section):
@@ -159,14 +266,59 @@ class GatewayConfig(_Section):
     report_store: Annotated[int, msgspec.Meta(ge=0)] = 100_000
 
 
+class RiskCurrencyConfig(_Section):
+    """One ``[[risk.currencies]]`` entry. Currencies are numbered 0..n-1 in this order."""
+
+    code: str
+    # the value of one unit of the currency in a common valuation currency (only ratios matter)
+    rate: Decimal
+    # cash unit = 10**-decimals of the currency; None: the fewest places >= 2 that make every
+    # instrument's k (tick_size * lot_size * multiplier / cash unit) an integer
+    decimals: Annotated[int, msgspec.Meta(ge=0, le=MAX_CASH_DECIMALS)] | None = None
+
+    def __post_init__(self) -> None:
+        _check_currency("code", self.code)
+        _check_positive("rate", self.rate)
+
+
+class RiskInstrumentConfig(_Section):
+    """One ``[[risk.instruments]]`` entry: an instrument's price band, reference and fee."""
+
+    symbol: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    reference_price: Decimal | None = None  # on the tick grid; None: no reference until a trade
+    price_band_bps: Annotated[int, msgspec.Meta(ge=0, le=MAX_BPS)] = 0  # 0: no band
+    fee_ppm: Annotated[int, msgspec.Meta(ge=0, le=MAX_FEE_PPM)] = 0  # per side of each fill
+
+    def __post_init__(self) -> None:
+        if self.reference_price is not None:
+            _check_positive("reference_price", self.reference_price)
+
+
+class RiskConfig(_Section):
+    """The ``[risk]`` table (docs/RISK.md). Absent or ``enabled = false``: risk is off."""
+
+    enabled: bool = False
+    currencies: tuple[RiskCurrencyConfig, ...] = ()
+    instruments: tuple[RiskInstrumentConfig, ...] = ()
+    restricted: tuple[str, ...] = ()  # symbols no account may trade
+    kill_switch: KillMode = "active"  # the global switch
+
+    def __post_init__(self) -> None:
+        _refuse_duplicates("currencies", [c.code for c in self.currencies], "currency", "code")
+        _refuse_duplicates("instruments", [i.symbol for i in self.instruments], "symbol",
+                           "symbol")
+        _refuse_duplicates("restricted", self.restricted, "symbol")
+
+
 class EngineConfig(_Section):
-    """The whole engine configuration. Later sections (venues, risk) are added here as
+    """The whole engine configuration. Later sections (venues, ...) are added here as
     optional tables with defaults, so older files stay valid."""
 
     instruments: Annotated[tuple[InstrumentConfig, ...], msgspec.Meta(min_length=1)]
     journal: JournalConfig = JournalConfig()
     gateway: GatewayConfig = GatewayConfig()
     accounts: tuple[AccountConfig, ...] = ()
+    risk: RiskConfig = RiskConfig()
 
     def __post_init__(self) -> None:
         seen_accounts: dict[int, int] = {}
@@ -254,14 +406,32 @@ def parse_config(text: str | bytes, source: str = "<string>") -> EngineConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"TOML syntax error: {e}", source=source) from e
+    # Floats first: a float where a decimal belongs is the error, whatever it converts to.
+    _refuse_floats(raw, mi.type_info(EngineConfig), "$", source)
     try:
         # Exactly what msgspec.toml.decode(text, type=EngineConfig) does, without parsing twice.
         config = msgspec.convert(raw, type=EngineConfig, str_keys=True,
                                  builtin_types=(datetime.datetime, datetime.date, datetime.time))
     except msgspec.ValidationError as e:
         raise _explain(e, raw, source) from None
-    _refuse_floats(raw, mi.type_info(EngineConfig), "$", source)
+    if config.risk.enabled:
+        check_risk(config, source=source)
     return config
+
+
+def check_risk(config: EngineConfig, source: str | None = None) -> None:
+    """The cross-checks of the ``[risk]`` table against the instruments and the accounts
+    (currencies listed, symbols known, decimals, grids, exact cash amounts, fx in range):
+    ConfigError naming the field. ``parse_config`` runs it when risk is enabled;
+    ``engine.risk.setup.build_tables`` runs it always."""
+    from .risk.setup import RiskSetup  # it converts decimals to ticks, lots and cash units
+
+    try:
+        RiskSetup(config)
+    except ConfigError as e:
+        if source is None or e.source is not None:
+            raise
+        raise ConfigError(e.detail, path=e.path, source=source) from None
 
 
 # -- error messages -----------------------------------------------------------------------------

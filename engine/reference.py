@@ -1,8 +1,10 @@
 """The reference model: docs/RULES.md written out literally, the slow twin of engine/_core.pyx.
 
-Owns its own books, live-order index, finished-order history and event buffer, and nothing else.
+Owns its own books, live-order index, finished-order history and event buffer, and nothing else;
+with risk on (``enable_risk``), the risk state and rules of docs/RISK.md live in
+``engine/risk/reference.py`` and this file calls them where the rules say.
 Must never import the compiled core, never trade clarity for speed, and never disagree with
-docs/RULES.md: where the two differ, this file is the bug.
+docs/RULES.md or docs/RISK.md: where they differ, this file is the bug.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sortedcontainers import SortedDict
 
+from .risk.reference import RiskModel
 from .schema import (
     COMMAND_DTYPE,
     EVENT_DTYPE,
@@ -23,6 +26,7 @@ from .schema import (
     CommandType,
     EventType,
     Flags,
+    KillSwitch,
     OrderStatus,
     OrdType,
     Reason,
@@ -36,6 +40,7 @@ __all__ = ["ReferenceCore", "INT64_MAX"]
 UINT32_MAX = (1 << 32) - 1
 KNOWN_FLAGS = int(Flags.POST_ONLY)  # what a NEW may carry
 MASS_CANCEL_FLAGS = int(Flags.ALL_ACCOUNTS)  # what a MASS_CANCEL may carry
+RISK_ADMIN_FLAGS = int(Flags.ALL_ACCOUNTS)  # what SET_RISK, KILL_SWITCH and RESTRICT may carry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,6 +76,9 @@ class Order:
     price: int  # the limit price; 0 for a MARKET order
     qty: int  # the total quantity (after a REPLACE: the new total)
     filled: int = 0
+    # A MARKET order with risk on is protected: it trades only at prices up to (a buy) or
+    # down to (a sell) this one, ref +- band (docs/RISK.md, check 3). None: any price.
+    protect: int | None = None
 
     @property
     def open(self) -> int:
@@ -115,9 +123,14 @@ def opposite(side: int) -> int:
 
 
 def acceptable(taker: Order, maker_price: int) -> bool:
-    """May ``taker`` trade at ``maker_price``? A MARKET order accepts every price."""
+    """May ``taker`` trade at ``maker_price``? A MARKET order accepts every price, unless risk
+    protects it (then: every price up to / down to its protection price)."""
     if taker.ord_type == OrdType.MARKET:
-        return True
+        if taker.protect is None:
+            return True
+        if taker.side == Side.BUY:
+            return maker_price <= taker.protect
+        return maker_price >= taker.protect
     if taker.side == Side.BUY:
         return maker_price <= taker.price
     return maker_price >= taker.price
@@ -152,10 +165,13 @@ class ReferenceCore:
         # maxlen evicts the oldest finish when a new one is recorded.
         self._history: deque[dict[str, int]] = deque(maxlen=history)
         self._events: list[tuple] = []  # pending EVENT_DTYPE rows
+        self._risk: RiskModel | None = None  # docs/RISK.md; None: risk is off
 
     # -- instruments ---------------------------------------------------------------------------
 
     def add_instrument(self, instrument_id: int, min_qty: int = 1, max_qty: int = INT64_MAX) -> None:
+        if self._risk is not None:
+            raise ValueError("instruments must be registered before enable_risk()")
         if not 0 <= instrument_id <= UINT32_MAX:
             raise ValueError(f"instrument id out of range 0..2**32-1: {instrument_id}")
         if instrument_id in self._books:
@@ -212,6 +228,46 @@ class ReferenceCore:
             seq=seq, ts_ns=ts_ns, instrument=instrument, account=account, price=min_qty,
             qty=max_qty, cmd=CommandType.SET_LIMITS))
 
+    # -- risk (docs/RISK.md) ---------------------------------------------------------------------
+
+    def enable_risk(self, tables: dict[str, np.ndarray]) -> None:
+        """Turn pre-trade risk on with these tables (RISK_TABLES layouts): after the
+        instruments are registered, before any order. TypeError for a wrong type, dtype,
+        missing or unknown table; ValueError for a bad value or a bad moment."""
+        if self._risk is not None:
+            raise ValueError("risk is already enabled")
+        if self._live or self._events or self._history:
+            raise ValueError("enable_risk() needs a core without orders, pending events or "
+                             "history")
+        self._risk = RiskModel(tables, list(self._books))  # validates; registration order
+
+    @property
+    def risk_enabled(self) -> bool:
+        return self._risk is not None
+
+    def risk_state(self) -> dict[str, np.ndarray] | None:
+        """The six risk tables (fresh copies), or None when risk is off."""
+        return None if self._risk is None else self._risk.export()
+
+    def set_risk(self, kind: int, value: int, account: int = 0, instrument: int = 0,
+                 aux: int = 0, seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, price=aux, qty=value, instrument=instrument, account=account,
+            cmd=CommandType.SET_RISK, ord_type=kind))
+
+    def kill_switch(self, mode: int, account: int = 0, all_accounts: bool = False,
+                    seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, account=account, cmd=CommandType.KILL_SWITCH, side=mode,
+            flags=Flags.ALL_ACCOUNTS if all_accounts else 0))
+
+    def restrict(self, instrument: int, restricted: bool = True, account: int = 0,
+                 all_accounts: bool = False, seq: int = 0, ts_ns: int = 0) -> int:
+        return self._apply(self._command(
+            seq=seq, ts_ns=ts_ns, instrument=instrument, account=account,
+            cmd=CommandType.RESTRICT, side=1 if restricted else 0,
+            flags=Flags.ALL_ACCOUNTS if all_accounts else 0))
+
     @staticmethod
     def _command(**fields: int) -> Command:
         """A command record with zeros for the fields not given. Going through a numpy record
@@ -265,47 +321,57 @@ class ReferenceCore:
             self._set_trading_state(c, TradingState.OPEN)
         elif c.cmd == CommandType.SET_LIMITS:
             self._set_limits(c)
+        elif c.cmd in (CommandType.SET_RISK, CommandType.KILL_SWITCH, CommandType.RESTRICT):
+            self._risk_admin(c)
         else:
             self._reject(c, Reason.BOOK_UNKNOWN_COMMAND)
         return len(self._events) - before
 
     # NEW ---------------------------------------------------------------------------------------
 
-    def _validate_new(self, c: Command) -> Reason:
+    def _validate_new(self, c: Command) -> tuple[Reason, int | None]:
+        """The first failing check of a NEW (Reason.NONE: none) and, with risk on, a market
+        order's protection price."""
         if c.order_id <= 0:
-            return Reason.BOOK_INVALID_ORDER_ID
+            return Reason.BOOK_INVALID_ORDER_ID, None
         book = self._books.get(c.instrument)
         if book is None:
-            return Reason.BOOK_UNKNOWN_INSTRUMENT
+            return Reason.BOOK_UNKNOWN_INSTRUMENT, None
         if book.trading_state == TradingState.HALTED:
-            return Reason.BOOK_INSTRUMENT_HALTED
+            return Reason.BOOK_INSTRUMENT_HALTED, None
         if c.side not in (Side.BUY, Side.SELL):
-            return Reason.BOOK_INVALID_SIDE
+            return Reason.BOOK_INVALID_SIDE, None
         if c.ord_type not in (OrdType.LIMIT, OrdType.MARKET):
-            return Reason.BOOK_INVALID_ORDER_TYPE
+            return Reason.BOOK_INVALID_ORDER_TYPE, None
         if c.tif not in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
-            return Reason.BOOK_INVALID_TIME_IN_FORCE
+            return Reason.BOOK_INVALID_TIME_IN_FORCE, None
         post_only = bool(c.flags & Flags.POST_ONLY)
         if c.flags & ~KNOWN_FLAGS:
-            return Reason.BOOK_INVALID_INSTRUCTIONS
+            return Reason.BOOK_INVALID_INSTRUCTIONS, None
         if post_only and not (c.ord_type == OrdType.LIMIT and c.tif == TimeInForce.GTC):
-            return Reason.BOOK_INVALID_INSTRUCTIONS
+            return Reason.BOOK_INVALID_INSTRUCTIONS, None
         if c.qty <= 0:
-            return Reason.BOOK_INVALID_QUANTITY
+            return Reason.BOOK_INVALID_QUANTITY, None
         if c.qty < book.min_qty:
-            return Reason.BOOK_QUANTITY_BELOW_MIN
+            return Reason.BOOK_QUANTITY_BELOW_MIN, None
         if c.qty > book.max_qty:
-            return Reason.BOOK_QUANTITY_ABOVE_MAX
+            return Reason.BOOK_QUANTITY_ABOVE_MAX, None
         if c.ord_type == OrdType.LIMIT and c.price <= 0:
-            return Reason.BOOK_INVALID_PRICE
+            return Reason.BOOK_INVALID_PRICE, None
         if c.order_id in self._live:
-            return Reason.BOOK_DUPLICATE_ORDER_ID
+            return Reason.BOOK_DUPLICATE_ORDER_ID, None
+        protect = None
+        if self._risk is not None:  # docs/RISK.md checks 0, 3..10
+            reason, protect = self._risk.check_new(c.account, c.instrument, c.side, c.ord_type,
+                                                   c.tif, c.price, c.qty, c.ts_ns)
+            if reason != Reason.NONE:
+                return reason, None
         if post_only and crosses(c.side, c.price, book):
-            return Reason.BOOK_POST_ONLY_WOULD_TAKE
-        return Reason.NONE
+            return Reason.BOOK_POST_ONLY_WOULD_TAKE, None
+        return Reason.NONE, protect
 
     def _new(self, c: Command) -> None:
-        reason = self._validate_new(c)
+        reason, protect = self._validate_new(c)
         if reason != Reason.NONE:
             self._reject(c, reason)
             self._remember(dict(
@@ -318,7 +384,9 @@ class ReferenceCore:
         order = Order(
             order_id=c.order_id, instrument=c.instrument, account=c.account, side=c.side,
             ord_type=c.ord_type, tif=c.tif, flags=c.flags,
-            price=c.price if c.ord_type == OrdType.LIMIT else 0, qty=c.qty)
+            price=c.price if c.ord_type == OrdType.LIMIT else 0, qty=c.qty, protect=protect)
+        if self._risk is not None:
+            self._risk.take_token(c.account, c.ts_ns)  # only an accepted order takes one
 
         # 1. ACCEPTED
         self._emit(c, EventType.ACCEPTED, order, qty=order.qty, leaves=order.open)
@@ -365,6 +433,8 @@ class ReferenceCore:
             taker.filled += qty
             maker.filled += qty
             level.total -= qty
+            if self._risk is not None:
+                self._risk.fill(taker, maker, maker.price, qty)
             self._emit(c, EventType.TRADE, taker, price=maker.price, qty=qty, leaves=taker.open,
                        other_id=maker.order_id, other_account=maker.account,
                        other_leaves=maker.open)
@@ -402,6 +472,10 @@ class ReferenceCore:
             return Reason.BOOK_QUANTITY_ABOVE_MAX
         if c.qty <= order.filled:
             return Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED
+        if self._risk is not None:  # docs/RISK.md, "Replaces": before the post-only check
+            reason = self._risk.check_replace(order, c.price, c.qty, c.ts_ns)
+            if reason != Reason.NONE:
+                return reason
         if order.flags & Flags.POST_ONLY and crosses(order.side, c.price, book):
             return Reason.BOOK_POST_ONLY_WOULD_TAKE
         return Reason.NONE
@@ -413,16 +487,23 @@ class ReferenceCore:
             self._reject(c, reason)  # not recorded in the history: the order is unchanged
             return
         book = self._books[order.instrument]
+        if self._risk is not None:
+            self._risk.take_token(order.account, c.ts_ns)
 
         # 1. REPLACED
         self._emit(c, EventType.REPLACED, order, price=c.price, qty=c.qty,
                    leaves=c.qty - order.filled)
 
         # 2. Same price, total not increased: shrink in place, keep the queue position.
+        #    With risk on, the old exposure is released and the new one added at once.
         if c.price == order.price and c.qty <= order.qty:
             level = book.levels(order.side)[order.price]
             level.total -= order.qty - c.qty
+            if self._risk is not None:
+                self._risk.leave(order)
             order.qty = c.qty
+            if self._risk is not None:
+                self._risk.rest(order)
             return
 
         # 3. Otherwise: leave the level, then arrive again like a GTC limit order.
@@ -451,18 +532,25 @@ class ReferenceCore:
         if reason != Reason.NONE:
             self._reject(c, reason)  # not recorded in the history, like any rejected non-NEW
             return
-        all_accounts = bool(c.flags & Flags.ALL_ACCOUNTS)
+        self._cancel_resting(c, CancelCause.MASS_CANCEL,
+                             account=None if c.flags & Flags.ALL_ACCOUNTS else c.account,
+                             instrument=c.instrument, side=c.side)
+
+    def _cancel_resting(self, c: Command, cause: CancelCause, account: int | None,
+                        instrument: int = 0, side: int = 0) -> None:
+        """Cancel the resting orders of ``account`` (None: every account), ``instrument`` (0:
+        every one) and ``side`` (0: both), in mass-cancel order, with ``cause``."""
         # Instruments in registration order (the insertion order of ``_books``), or just one.
-        books = list(self._books.values()) if c.instrument == 0 else [self._books[c.instrument]]
-        sides = (Side.BUY, Side.SELL) if c.side == 0 else (c.side,)
+        books = list(self._books.values()) if instrument == 0 else [self._books[instrument]]
+        sides = (Side.BUY, Side.SELL) if side == 0 else (side,)
         for book in books:
-            for side in sides:
-                for level in book.levels_best_first(side):  # a copy: levels may go meanwhile
+            for one_side in sides:
+                for level in book.levels_best_first(one_side):  # a copy: levels may go meanwhile
                     for order in list(level.orders):  # queue (time) order
-                        if all_accounts or order.account == c.account:
+                        if account is None or order.account == account:
                             self._unrest(book, order)
                             self._emit(c, EventType.CANCELLED, order, qty=order.open, leaves=0,
-                                       reason=CancelCause.MASS_CANCEL)
+                                       reason=cause)
                             self._finish(order, OrderStatus.CANCELLED)
 
     # HALT, RESUME, SET_LIMITS --------------------------------------------------------------------
@@ -486,6 +574,38 @@ class ReferenceCore:
             return
         book.min_qty, book.max_qty = min_qty, max_qty  # resting orders are not touched
         self._instrument_event(c, book)
+
+    # SET_RISK, KILL_SWITCH, RESTRICT (docs/RISK.md, "Admin commands") -------------------------
+
+    def _risk_admin(self, c: Command) -> None:
+        if self._risk is None:
+            self._reject(c, Reason.RISK_DISABLED)
+            return
+        if c.flags & ~RISK_ADMIN_FLAGS:
+            self._reject(c, Reason.BOOK_INVALID_INSTRUCTIONS)
+            return
+        all_accounts = bool(c.flags & Flags.ALL_ACCOUNTS)
+        if c.cmd == CommandType.SET_RISK:
+            reason = self._risk.set_risk(c.ord_type, c.qty, c.price, c.account, c.instrument,
+                                         c.ts_ns)
+            value = c.ord_type  # the kind
+        elif c.cmd == CommandType.KILL_SWITCH:
+            reason = self._risk.kill_switch(c.side, c.account, all_accounts)
+            value = c.side  # the mode
+        else:
+            reason = self._risk.restrict(c.instrument, c.side, c.account, all_accounts)
+            value = c.side  # 1: restricted, 0: lifted
+        if reason != Reason.NONE:
+            self._reject(c, reason)  # not recorded in the history, like any rejected non-NEW
+            return
+        # One RISK event: the command's fields, reason = the kind or mode, side 0.
+        self._events.append((
+            c.seq, c.ts_ns, c.order_id, 0, c.price, c.qty, 0, 0, c.instrument, c.account, 0,
+            value, int(EventType.RISK), 0, c.cmd, 0))
+        # A kill switch set to REDUCE_ONLY or KILLED cancels the resting orders it covers.
+        if c.cmd == CommandType.KILL_SWITCH and c.side != KillSwitch.ACTIVE:
+            self._cancel_resting(c, CancelCause.KILL_SWITCH,
+                                 account=None if all_accounts else c.account)
 
     def _instrument_event(self, c: Command, book: Book) -> None:
         """One INSTRUMENT_STATE event: the instrument's whole state after the command."""
@@ -515,9 +635,15 @@ class ReferenceCore:
         level.orders.append(order)
         level.total += order.open
         self._live[order.order_id] = order
+        if self._risk is not None:
+            self._risk.rest(order)  # its exposure: open quantity (and notional, a buy)
 
     def _unrest(self, book: Book, order: Order) -> None:
-        """Take ``order`` out of its level (removing the level if emptied) and the live index."""
+        """Take ``order`` out of its level (removing the level if emptied) and the live index.
+        Every way off the book comes here (cancel, mass cancel, kill switch, replace, a maker's
+        last fill), so this is where risk takes its exposure back."""
+        if self._risk is not None:
+            self._risk.leave(order)
         levels = book.levels(order.side)
         level = levels[order.price]
         level.orders.remove(order)
@@ -631,6 +757,8 @@ class ReferenceCore:
                         values += [order.order_id, order.account, order.qty, order.filled,
                                    order.flags]
         data = np.array(values, dtype="<i8").tobytes()
+        if self._risk is not None:  # docs/RISK.md, "Digest": the six tables follow the books
+            data += self._risk.digest_bytes()
         return hashlib.blake2b(data, digest_size=32).hexdigest()
 
     def check_integrity(self) -> None:
@@ -663,3 +791,5 @@ class ReferenceCore:
         for order_id, order in self._live.items():
             assert seen[order_id] is order, f"live-order index holds a stale order {order_id}"
         assert len(self._history) <= self._history_capacity, "history over capacity"
+        if self._risk is not None:
+            self._risk.check_integrity(self._live.values())

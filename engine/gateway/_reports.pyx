@@ -305,8 +305,12 @@ cdef extern from *:
     typedef struct { const char *b; size_t n; } rb_str;
     #define S(lit) {lit, sizeof(lit) - 1}
     static const rb_str S_EMPTY = S("\\xa0");
-    static const rb_str S_REQUEST[5] = {S("\\xa0"), S("\\xa3" "new"), S("\\xa6" "cancel"),
-                                        S("\\xa7" "replace"), S("\\xab" "mass_cancel")};
+    /* by CommandType: the order commands, MASS_CANCEL (4) and KILL_SWITCH (9), whose
+       cancellations are reports; the other admin commands make none */
+    static const rb_str S_REQUEST[10] = {S("\\xa0"), S("\\xa3" "new"), S("\\xa6" "cancel"),
+                                         S("\\xa7" "replace"), S("\\xab" "mass_cancel"),
+                                         S("\\xa0"), S("\\xa0"), S("\\xa0"), S("\\xa0"),
+                                         S("\\xab" "kill_switch")};
     static const rb_str S_SIDE[3] = {S("\\xa0"), S("\\xa3" "buy"), S("\\xa4" "sell")};
     static const rb_str X_NEW = S("\\xa3" "new"), X_TRADE = S("\\xa5" "trade"),
         X_CANCELLED = S("\\xa9" "cancelled"), X_REPLACED = S("\\xa8" "replaced"),
@@ -330,7 +334,7 @@ cdef extern from *:
         RB_PUT(p, K_TS_NS); p = mp_int(p, e->ts_ns);
         RB_PUT(p, K_EXEC_TYPE); p = mp_str(p, exec_type);
         RB_PUT(p, K_REQUEST);
-        p = mp_str(p, e->cmd >= 1 && e->cmd <= 4 ? S_REQUEST[e->cmd] : S_EMPTY);
+        p = mp_str(p, e->cmd >= 1 && e->cmd <= 9 ? S_REQUEST[e->cmd] : S_EMPTY);
         RB_PUT(p, K_CL_ORD_ID); p = mp_uint(p, cl_ord_id);
         RB_PUT(p, K_INSTRUMENT); p = mp_uint(p, e->instrument);
         return p;

@@ -15,6 +15,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
@@ -28,6 +29,7 @@ from .protocol import (
     Halt,
     Heartbeat,
     InstrumentStatus,
+    KillSwitch,
     Logon,
     LogonAck,
     LogonReject,
@@ -37,12 +39,17 @@ from .protocol import (
     NewOrder,
     Reject,
     Replace,
+    Restrict,
     Resume,
+    RiskQuery,
+    RiskReport,
+    RiskUpdate,
     ServerHeartbeat,
     ServerLogout,
     OrderQuery,
     Orders,
     SetLimits,
+    SetRisk,
     Status,
     StatusReport,
     Subscribe,
@@ -90,7 +97,8 @@ class Book:
 class Client:
     """One logged-on session. Inbound messages are sorted into queues as they arrive:
     ``reports`` (ExecutionReport, duplicates of a resend dropped), ``trades``, ``rejects``
-    (Reject), ``replies`` (MassCancelReport, InstrumentStatus, StatusReport answers); with
+    (Reject), ``replies`` (MassCancelReport, InstrumentStatus, StatusReport, Orders, RiskUpdate,
+    RiskReport answers); with
     ``keep_all`` everything goes to ``messages`` instead, in arrival order. ``books`` holds the
     subscribed books either way. With ``auto_heartbeat`` (default) the client sends a Heartbeat
     every ``heartbeat_s`` so an idle session is not logged out.
@@ -226,7 +234,8 @@ class Client:
             self.trades.put_nowait(msg)
         elif t is Reject:
             self.rejects.put_nowait(msg)
-        elif t in (MassCancelReport, InstrumentStatus, StatusReport, Orders):
+        elif t in (MassCancelReport, InstrumentStatus, StatusReport, Orders, RiskUpdate,
+                   RiskReport):
             self.replies.put_nowait(msg)
         elif t is ServerLogout:
             self.logout = msg
@@ -301,6 +310,81 @@ class Client:
             reply = await asyncio.wait_for(self.replies.get(), timeout)
             if isinstance(reply, Orders):
                 return reply
+
+    async def _answer(self, reply_type: type[T], ref_type: str, timeout: float) -> T:
+        """The next reply of ``reply_type``, or ClientError (with its reason) for a Reject of a
+        ``ref_type`` message. Replies of other types are dropped (as ``status`` does); other
+        Rejects stay queued."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        others: list[Reject] = []
+        try:
+            while True:
+                left = end - loop.time()
+                if left <= 0:
+                    raise asyncio.TimeoutError(f"no {reply_type.__name__} within {timeout} s")
+                get_reply = asyncio.ensure_future(self.replies.get())
+                get_reject = asyncio.ensure_future(self.rejects.get())
+                done, _ = await asyncio.wait({get_reply, get_reject}, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for f in (get_reply, get_reject):
+                    if f not in done:
+                        f.cancel()
+                reply = get_reply.result() if get_reply in done else None
+                reject = get_reject.result() if get_reject in done else None
+                if reject is not None:
+                    if reject.ref_type == ref_type:
+                        if isinstance(reply, reply_type):
+                            self.replies.put_nowait(reply)   # not this request's answer
+                        raise ClientError(f"{ref_type} rejected: {reject.text}", reject.reason)
+                    others.append(reject)
+                if isinstance(reply, reply_type):
+                    return reply
+        finally:
+            for r in others:
+                self.rejects.put_nowait(r)
+
+    async def set_risk(self, kind: str, value: Any, *, account: int = 0,
+                       symbol: str | None = None, currency: str | None = None,
+                       burst: int | None = None, wait: bool = True,
+                       timeout: float = 10.0) -> RiskUpdate | None:
+        """Admin: set one risk value (docs/PROTOCOL.md, SetRisk). ``value`` in natural units: a
+        str, int or Decimal (never a float), or "unlimited". With ``wait`` returns the
+        RiskUpdate, or raises ClientError (``reason``) if it was rejected."""
+        if isinstance(value, (float, bool)):
+            raise TypeError(f"value must be a str, an int or a Decimal, not {value!r}: floats"
+                            " cannot hold most decimals exactly")
+        text = format(value, "f") if isinstance(value, Decimal) else str(value)
+        self.send(SetRisk(kind=kind, value=text, account=account,  # type: ignore[arg-type]
+                          symbol=symbol, currency=currency, burst=burst))
+        await self.drain()
+        return await self._answer(RiskUpdate, "SetRisk", timeout) if wait else None
+
+    async def kill_switch(self, mode: str, account: int | None = None, *,
+                          all_accounts: bool = False, wait: bool = True,
+                          timeout: float = 10.0) -> RiskUpdate | None:
+        """Admin: an account's kill switch (or the global one with ``all_accounts``) to
+        ``mode``: "active", "reduce_only" or "killed"."""
+        self.send(KillSwitch(mode=mode, account=account, all_accounts=all_accounts))  # type: ignore[arg-type]
+        await self.drain()
+        return await self._answer(RiskUpdate, "KillSwitch", timeout) if wait else None
+
+    async def restrict(self, symbol: str, restricted: bool = True, account: int | None = None,
+                       *, all_accounts: bool = False, wait: bool = True,
+                       timeout: float = 10.0) -> RiskUpdate | None:
+        """Admin: put ``symbol`` on (or, with ``restricted=False``, take it off) an account's
+        restricted list, or the global one with ``all_accounts``."""
+        self.send(Restrict(symbol=symbol, restricted=restricted, account=account,
+                           all_accounts=all_accounts))
+        await self.drain()
+        return await self._answer(RiskUpdate, "Restrict", timeout) if wait else None
+
+    async def risk(self, account: int | None = None, timeout: float = 10.0) -> RiskReport:
+        """An account's risk (default: this session's): RiskReport with ``risk`` (the
+        AccountRisk view) and the account's open ``orders``; ClientError if refused."""
+        self.send(RiskQuery(account=account))
+        await self.drain()
+        return await self._answer(RiskReport, "RiskQuery", timeout)
 
     async def subscribe(self, instrument: int, timeout: float = 10.0) -> Book:
         """Subscribe and wait for the instrument's BookSnapshot; returns the live local book."""

@@ -5,7 +5,9 @@ the one encoder and decoders built from them. Must never hold session or engine 
 
 Framing: a 4-byte big-endian unsigned length, then that many bytes of MessagePack: a map whose
 ``"type"`` field names the message. Prices are integer ticks and quantities integer lots of the
-instrument (LogonAck lists every instrument's tick and lot size), so the wire is exact.
+instrument (LogonAck lists every instrument's tick and lot size), so the wire is exact. The risk
+messages (SetRisk, KillSwitch, Restrict, RiskQuery and their answers) carry decimal strings in
+natural units instead, which the server converts exactly (engine/gateway/risk.py).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Annotated, Literal, Union
 
 import msgspec
 
+from ..risk.report import AccountRisk
+
 __all__ = [
     "MAX_FRAME", "HEADER", "ClientMessage", "ServerMessage", "encode", "frame",
     "decode_client", "decode_server", "Logon", "NewOrder", "Cancel", "Replace", "MassCancel",
@@ -21,6 +25,8 @@ __all__ = [
     "LogonAck", "LogonReject", "ExecutionReport", "BookSnapshot", "BookUpdate", "Trade",
     "InstrumentStatus", "MassCancelReport", "Reject", "InstrumentInfo", "Status",
     "StatusReport", "ServerHeartbeat", "ServerLogout", "OrderQuery", "Orders", "OrderState",
+    "SetRisk", "KillSwitch", "Restrict", "RiskQuery", "RiskUpdate", "RiskReport", "RiskKindName",
+    "KillSwitchMode", "UNLIMITED_TEXT",
 ]
 
 MAX_FRAME = 1 << 16          # the default largest body a server accepts (configurable)
@@ -34,6 +40,17 @@ ClOrdId = Annotated[int, msgspec.Meta(ge=1, le=(1 << 32) - 1)]
 Side = Literal["buy", "sell"]
 OrdTypeName = Literal["limit", "market"]
 TifName = Literal["gtc", "ioc", "fok"]
+# engine.schema.RiskKind and KillSwitch names in lower case (tests/gateway/test_risk_gateway.py
+# holds them to the enums)
+RiskKindName = Literal["max_order_qty", "max_order_notional", "position_limit", "short_limit",
+                       "max_open_orders", "rate", "credit", "price_band", "reference_price",
+                       "fx_rate", "cash_adjust", "fee"]
+KillSwitchMode = Literal["active", "reduce_only", "killed"]
+RiskAccount = Annotated[int, msgspec.Meta(ge=0, le=(1 << 31) - 1)]   # 0: no account
+DecimalText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+CurrencyCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+UNLIMITED_TEXT = "unlimited"      # a SetRisk value (and RiskUpdate echo) for "no limit"
 
 
 class _Client(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
@@ -121,8 +138,46 @@ class Status(_Client, tag="Status"):
     """Admin: the engine's position and state digest (operations, recovery checks)."""
 
 
+class SetRisk(_Client, tag="SetRisk"):
+    """Admin: one pre-trade risk value (docs/RISK.md, SET_RISK), in natural units. Which of
+    ``account``, ``symbol`` and ``currency`` a kind takes, and what ``value`` means, is
+    docs/PROTOCOL.md's table; the server converts ``value`` exactly or refuses it."""
+
+    kind: RiskKindName
+    value: DecimalText                # a decimal string, or "unlimited" for a limit
+    account: RiskAccount = 0          # account kinds; 0 for instrument and currency kinds
+    symbol: Symbol | None = None      # instrument kinds; account limits: None = every instrument
+    currency: CurrencyCode | None = None   # credit, cash_adjust, fx_rate
+    burst: Annotated[int, msgspec.Meta(ge=1, le=10**9)] | None = None   # rate only
+
+
+class KillSwitch(_Client, tag="KillSwitch"):
+    """Admin: an account's kill switch, or the global one with ``all_accounts``."""
+
+    mode: KillSwitchMode
+    account: AccountId | None = None
+    all_accounts: bool = False
+
+
+class Restrict(_Client, tag="Restrict"):
+    """Admin: put an instrument on (or take it off) an account's or the global restricted
+    list."""
+
+    symbol: Symbol
+    restricted: bool
+    account: AccountId | None = None
+    all_accounts: bool = False
+
+
+class RiskQuery(_Client, tag="RiskQuery"):
+    """An account's risk: balances, positions, P&L, limits. Traders: their own account only."""
+
+    account: AccountId | None = None  # None: the session's account
+
+
 ClientMessage = Union[Logon, NewOrder, Cancel, Replace, MassCancel, Subscribe, Unsubscribe,
-                      Heartbeat, Logout, Halt, Resume, SetLimits, Status, OrderQuery]
+                      Heartbeat, Logout, Halt, Resume, SetLimits, Status, OrderQuery, SetRisk,
+                      KillSwitch, Restrict, RiskQuery]
 
 
 # -- server messages ------------------------------------------------------------------------------
@@ -252,6 +307,32 @@ class StatusReport(_Server, tag="StatusReport"):
     recovery: str                     # how the engine started (snapshot, commands replayed)
 
 
+class RiskUpdate(_Server, tag="RiskUpdate"):
+    """The answer to SetRisk, KillSwitch and Restrict: what the engine applied (its RISK event),
+    in natural units."""
+
+    seq: int
+    request: str                      # set_risk | kill_switch | restrict
+    kind: str = ""                    # set_risk: the RiskKind name, lower case
+    account: int = 0                  # 0: an instrument or currency kind, or all_accounts
+    all_accounts: bool = False        # kill_switch, restrict: the global switch or list
+    symbol: str = ""                  # "" for an account limit set on every instrument
+    currency: str = ""
+    value: str = ""                   # set_risk: the value applied, a decimal or "unlimited"
+    burst: int = 0                    # set_risk rate
+    mode: str = ""                    # kill_switch: active | reduce_only | killed
+    restricted: bool = False          # restrict: on the list (true) or taken off it
+    cancelled: int = 0                # kill_switch: resting orders it cancelled
+
+
+class RiskReport(_Server, tag="RiskReport"):
+    """The answer to RiskQuery: the account's risk as it stands after command ``seq``."""
+
+    seq: int
+    risk: AccountRisk                 # engine/risk/report.py; decimals as strings
+    orders: list[OrderState] = []     # the account's open orders
+
+
 class ServerHeartbeat(_Server, tag="Heartbeat"):
     pass
 
@@ -269,8 +350,8 @@ class ServerLogout(_Server, tag="Logout"):
 
 
 ServerMessage = Union[LogonAck, LogonReject, ExecutionReport, BookSnapshot, BookUpdate, Trade,
-                      InstrumentStatus, MassCancelReport, StatusReport, Orders, ServerHeartbeat,
-                      Reject, ServerLogout]
+                      InstrumentStatus, MassCancelReport, StatusReport, Orders, RiskUpdate,
+                      RiskReport, ServerHeartbeat, Reject, ServerLogout]
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)

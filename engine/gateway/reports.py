@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import CommandType, EventType, Side
-from .protocol import ExecutionReport, frame
+from ..schema import CommandType, EventType, OrderStatus, Side
+from .protocol import ExecutionReport, OrderState, frame
 
 ACCOUNTS_DTYPE = np.dtype([("account", "<u4"), ("_pad", "<u4"), ("last_report_seq", "<i8")])
 # notional is a Python int (price x qty sums can pass 2**63); stored as two 64-bit halves
@@ -27,8 +27,10 @@ CL_ORD_ID_MASK = (1 << CL_ORD_ID_BITS) - 1
 # exact notional. engine/gateway/_reports.pyx applies the same bound.
 NOTIONAL_WIRE_MIN, NOTIONAL_WIRE_MAX = -(1 << 63), (1 << 63) - 1
 
+# what caused a report; engine/gateway/_reports.pyx has the same table (S_REQUEST)
 _REQUEST = {CommandType.NEW: "new", CommandType.CANCEL: "cancel",
-            CommandType.REPLACE: "replace", CommandType.MASS_CANCEL: "mass_cancel"}
+            CommandType.REPLACE: "replace", CommandType.MASS_CANCEL: "mass_cancel",
+            CommandType.KILL_SWITCH: "kill_switch"}
 _SIDE = {Side.BUY: "buy", Side.SELL: "sell"}
 _ORDER_COMMANDS = (CommandType.NEW, CommandType.CANCEL, CommandType.REPLACE)
 
@@ -58,6 +60,30 @@ class _Sink:
 
 def _wire_notional(n: int) -> int:
     return n if NOTIONAL_WIRE_MIN <= n <= NOTIONAL_WIRE_MAX else 0
+
+
+_ORD_TYPE_NAME = {1: "limit", 2: "market"}
+_TIF_NAME = {1: "gtc", 2: "ioc", 3: "fok"}
+_STATUS_NAME = {int(s): s.name.lower() for s in OrderStatus}
+
+
+def order_states(core: Any, account: int, cl_ord_id: int | None = None) -> list[OrderState]:
+    """One order of ``account`` (live, or recently finished) as the wire shows it, or with
+    ``cl_ord_id`` None every open order of the account (in the books' order): the answer to
+    OrderQuery, and the orders of a RiskReport. O(resting orders) for all of them."""
+    if cl_ord_id is not None:
+        o = core.order(order_id_for(account, cl_ord_id))
+        found = [] if o is None or o["account"] != account else [o]
+    else:
+        rows = core.export_state()["orders"]
+        found = [core.order(int(oid)) for oid in
+                 rows["order_id"][rows["account"] == account].tolist()]
+    return [OrderState(
+        cl_ord_id=o["order_id"] & CL_ORD_ID_MASK, instrument=o["instrument"],
+        side=_SIDE.get(o["side"], ""), status=_STATUS_NAME.get(o["status"], ""),
+        price=o["price"], qty=o["qty"], leaves_qty=o["leaves"], cum_qty=o["filled"],
+        ord_type=_ORD_TYPE_NAME.get(o["ord_type"], ""), tif=_TIF_NAME.get(o["tif"], ""),
+        post_only=bool(o["flags"] & 1)) for o in found]
 
 
 def order_id_for(account: int, cl_ord_id: int) -> int:

@@ -36,7 +36,7 @@ from ..config import AccountConfig, EngineConfig
 from ..instruments import InstrumentSet
 from ..journal.format import JournalError
 from ..pipeline import Engine
-from ..schema import COMMAND_DTYPE, CommandType, EventType, Flags, OrderStatus, Reason
+from ..schema import COMMAND_DTYPE, CommandType, EventType, Flags, Reason
 from . import _wire, auth
 from .marketdata import MarketData, instrument_status
 from .protocol import (
@@ -48,6 +48,7 @@ from .protocol import (
     Halt,
     Heartbeat,
     InstrumentInfo,
+    KillSwitch,
     Logon,
     LogonAck,
     LogonReject,
@@ -61,17 +62,22 @@ from .protocol import (
     OrderState,
     Reject,
     Replace,
+    Restrict,
     Resume,
+    RiskQuery,
+    RiskReport,
     ServerHeartbeat,
     ServerLogout,
     SetLimits,
+    SetRisk,
     Status,
     StatusReport,
     Subscribe,
     Unsubscribe,
 )
 from ._reports import FastReportBuilder
-from .reports import CL_ORD_ID_MASK, order_id_for
+from .reports import CL_ORD_ID_MASK, order_id_for, order_states
+from .risk import RiskGateway, RiskRequestError
 
 log = logging.getLogger("engine.gateway")
 
@@ -82,10 +88,6 @@ assert _CMD.size == COMMAND_DTYPE.itemsize
 _SIDE = {"buy": 1, "sell": 2}
 _ORD_TYPE = {"limit": 1, "market": 2}
 _TIF = {"gtc": 1, "ioc": 2, "fok": 3}
-_SIDE_NAME = {v: k for k, v in _SIDE.items()}
-_ORD_TYPE_NAME = {v: k for k, v in _ORD_TYPE.items()}
-_TIF_NAME = {v: k for k, v in _TIF.items()}
-_STATUS_NAME = {int(s): s.name.lower() for s in OrderStatus}
 
 # release-queue targets
 _TO_ACCOUNT, _TO_SESSION, _TO_SUBSCRIBERS = 0, 1, 2
@@ -337,6 +339,13 @@ class Server:
                                          **engine_kwargs)
         self.reports.recovered = None
         self.store.released.update(self.reports.last)
+        # risk messages (SetRisk, KillSwitch, Restrict, RiskQuery): None when risk is off
+        self.risk: RiskGateway | None = None
+        if self.engine.risk is not None:
+            from ..risk.setup import RiskSetup
+
+            self.risk = RiskGateway(RiskSetup(config, self.instruments), self.engine.risk,
+                                    self.instruments)
         self.md = MarketData(self.engine.core, self.gw.book_depth)
         self.instrument_info = [InstrumentInfo(
             id=i.id, symbol=i.symbol, asset_class=i.config.asset_class,
@@ -495,6 +504,10 @@ class Server:
                 self._add(_CMD.pack(0, 0, 0, 0, 0, msg.instrument, acct.id,
                                     CommandType.HALT if t is Halt else CommandType.RESUME,
                                     0, 0, 0, 0, 0))
+        elif t is SetRisk or t is KillSwitch or t is Restrict:
+            self._risk_command(s, msg)
+        elif t is RiskQuery:
+            self._risk_query(s, msg)
         elif t is Subscribe:
             if msg.instrument not in self.instruments:
                 s.reject(Reason.GATEWAY_UNKNOWN_INSTRUMENT,
@@ -537,21 +550,51 @@ class Server:
             s.close(Reason.GATEWAY_LOGOUT, "logged out")
         # Heartbeat: receiving it already counted as activity
 
+    def _risk_command(self, s: Session, msg: SetRisk | KillSwitch | Restrict) -> None:
+        """SetRisk, KillSwitch, Restrict: admin only; converted exactly into the core's command
+        (or refused with nothing sent), then sequenced and journaled like any command."""
+        name = type(msg).__name__
+        if s.account.role != "admin":  # type: ignore[union-attr]
+            s.reject(Reason.GATEWAY_NOT_AUTHORIZED, f"{name} is an admin action", name)
+            return
+        if self.risk is None:
+            s.reject(Reason.RISK_DISABLED, "pre-trade risk is off in this engine", name)
+            return
+        try:
+            if type(msg) is SetRisk:
+                record = self.risk.set_risk(msg)
+            elif type(msg) is KillSwitch:
+                record = self.risk.kill_switch(msg)
+            else:
+                record = self.risk.restrict(msg)
+        except RiskRequestError as e:
+            s.reject(e.reason, e.text, name)
+            return
+        self._replies.append((len(self._batch) // _CMD.size, s, msg))
+        self._add(record)
+
+    def _risk_query(self, s: Session, msg: RiskQuery) -> None:
+        acct = s.account
+        assert acct is not None
+        account = acct.id if msg.account is None else msg.account
+        if account != acct.id and acct.role != "admin":
+            s.reject(Reason.GATEWAY_NOT_AUTHORIZED,
+                     "only an admin may query another account's risk", "RiskQuery")
+            return
+        if self.risk is None:
+            s.reject(Reason.RISK_DISABLED, "pre-trade risk is off in this engine", "RiskQuery")
+            return
+        self._flush()                 # the answer covers every command received before it
+        try:
+            view = self.risk.view(self.engine.core.risk_state(), account)
+        except RiskRequestError as e:
+            s.reject(e.reason, e.text, "RiskQuery")
+            return
+        self._queue(_TO_SESSION, s, frame(RiskReport(seq=self.engine.last_seq, risk=view,
+                                                     orders=self._orders(account, None))))
+
     def _orders(self, account: int, cl_ord_id: int | None) -> list[OrderState]:
-        core = self.engine.core
-        if cl_ord_id is not None:
-            o = core.order(order_id_for(account, cl_ord_id))
-            found = [] if o is None or o["account"] != account else [o]
-        else:
-            rows = core.export_state()["orders"]      # resting orders: O(all), a rare query
-            found = [core.order(int(oid)) for oid in
-                     rows["order_id"][rows["account"] == account].tolist()]
-        return [OrderState(
-            cl_ord_id=o["order_id"] & CL_ORD_ID_MASK, instrument=o["instrument"],
-            side=_SIDE_NAME.get(o["side"], ""), status=_STATUS_NAME.get(o["status"], ""),
-            price=o["price"], qty=o["qty"], leaves_qty=o["leaves"], cum_qty=o["filled"],
-            ord_type=_ORD_TYPE_NAME.get(o["ord_type"], ""), tif=_TIF_NAME.get(o["tif"], ""),
-            post_only=bool(o["flags"] & 1)) for o in found]
+        return order_states(self.engine.core, account, cl_ord_id)
 
     # -- the batch -------------------------------------------------------------------------------
 
@@ -605,6 +648,12 @@ class Server:
                 self._queue(_TO_SESSION, s, frame(Reject(
                     reason=int(rejected["reason"][0]), text=Reason(int(rejected["reason"][0])).name,
                     ref_type=type(msg).__name__)), release)
+            elif isinstance(msg, (SetRisk, KillSwitch, Restrict)):
+                risk = mine[mine["type"] == EventType.RISK]
+                if len(risk) and self.risk is not None:
+                    cancelled = int(np.count_nonzero(mine["type"] == EventType.CANCELLED))
+                    self._queue(_TO_SESSION, s, frame(self.risk.update(msg, seq, risk[0],
+                                                                       cancelled)), release)
             elif isinstance(msg, MassCancel):
                 self._queue(_TO_SESSION, s, frame(MassCancelReport(
                     seq=seq, cancelled=int(np.count_nonzero(mine["type"] == EventType.CANCELLED)),

@@ -37,6 +37,7 @@ from .protocol import (
     Halt,
     InstrumentInfo,
     InstrumentStatus,
+    KillSwitch,
     LogonAck,
     MassCancel,
     MassCancelReport,
@@ -45,8 +46,13 @@ from .protocol import (
     Orders,
     Reject,
     Replace,
+    Restrict,
     Resume,
+    RiskQuery,
+    RiskReport,
+    RiskUpdate,
     ServerLogout,
+    SetRisk,
     Trade,
 )
 
@@ -54,7 +60,8 @@ __all__ = [
     "UsageError", "Catalog", "OpenOrder", "Terminal", "parse_command", "split_commands",
     "replace_message", "order_message", "first_cl_ord_id", "format_report", "format_reject",
     "format_trade", "format_book", "format_book_update", "format_status", "format_mass_cancel",
-    "format_orders", "format_instruments", "format_logout", "format_avg_price", "HELP",
+    "format_orders", "format_instruments", "format_logout", "format_avg_price",
+    "format_risk_update", "format_risk_report", "HELP",
     "run_terminal", "main",
 ]
 
@@ -76,6 +83,20 @@ commands (quantities and prices are decimals, e.g. 10 and 150.25; symbols as `in
   orders                                   the account's open orders, from the server
   instruments                              every instrument with its tick and lot size
   halt SYMBOL, resume SYMBOL               (admin) stop / restart trading in SYMBOL
+  risk [ACCOUNT]                           cash, positions, P&L and limits of the session's
+                                           account (another ACCOUNT: admin)
+  kill active|reduce_only|killed [ACCOUNT|all]
+                                           (admin) an account's kill switch (default: the
+                                           session's), or the global one
+  restrict SYMBOL [ACCOUNT|all]            (admin) put SYMBOL on an account's restricted list,
+  unrestrict SYMBOL [ACCOUNT|all]          or the global one; unrestrict takes it off
+  set-risk KIND VALUE [account=N] [symbol=S] [currency=C] [burst=N]
+                                           (admin) one risk value in natural units, e.g.
+                                           set-risk max_order_qty 500 account=1 symbol=AAPL
+                                           (KIND: max_order_qty, max_order_notional,
+                                           position_limit, short_limit, max_open_orders, rate,
+                                           credit, cash_adjust, price_band, reference_price,
+                                           fee, fx_rate; a limit's VALUE may be unlimited)
   help, quit"""
 
 
@@ -192,12 +213,49 @@ class SimpleCmd:
     name: str                  # orders | instruments | help | quit
 
 
-Command = OrderCmd | CancelCmd | ReplaceCmd | CancelAllCmd | SymbolCmd | SimpleCmd
+@dataclass(frozen=True)
+class RiskCmd:
+    account: int | None = None          # None: the session's account
+
+
+@dataclass(frozen=True)
+class KillCmd:
+    mode: str                           # active | reduce_only | killed
+    account: int | None = None          # None: the session's account
+    all_accounts: bool = False
+
+
+@dataclass(frozen=True)
+class RestrictCmd:
+    symbol: str
+    restricted: bool
+    account: int | None = None          # None: the session's account
+    all_accounts: bool = False
+
+
+@dataclass(frozen=True)
+class SetRiskCmd:
+    kind: str
+    value: str                          # as typed: the server converts it exactly
+    account: int = 0
+    symbol: str | None = None
+    currency: str | None = None
+    burst: int | None = None
+
+
+Command = (OrderCmd | CancelCmd | ReplaceCmd | CancelAllCmd | SymbolCmd | SimpleCmd | RiskCmd
+           | KillCmd | RestrictCmd | SetRiskCmd)
+
+_RISK_KINDS = ("max_order_qty", "max_order_notional", "position_limit", "short_limit",
+               "max_open_orders", "rate", "credit", "price_band", "reference_price", "fx_rate",
+               "cash_adjust", "fee")
+_KILL_MODES = ("active", "reduce_only", "killed")
 
 _ORDER_USAGE = "usage: {0} SYMBOL QTY [@ PRICE] [ioc|fok|post]"
 _REPLACE_USAGE = ("usage: replace ID QTY @ PRICE (the new total quantity, filled part included,"
                   " and the new price: both are required)")
-_ALIASES = {"exit": "quit", "q": "quit", "?": "help", "cancelall": "cancel-all"}
+_ALIASES = {"exit": "quit", "q": "quit", "?": "help", "cancelall": "cancel-all",
+            "set_risk": "set-risk", "setrisk": "set-risk"}
 
 
 def _order_id(token: str, usage: str) -> int:
@@ -282,7 +340,71 @@ def parse_command(line: str, catalog: Catalog) -> Command | None:
         if args:
             raise UsageError(f"{verb}: takes no arguments")
         return SimpleCmd(verb)
+    if verb == "risk":
+        if len(args) > 1:
+            raise UsageError("risk: expected at most one account (usage: risk [ACCOUNT])")
+        return RiskCmd(_account(args[0], "usage: risk [ACCOUNT]") if args else None)
+    if verb == "kill":
+        usage = "usage: kill active|reduce_only|killed [ACCOUNT|all]"
+        if not 1 <= len(args) <= 2:
+            raise UsageError(f"kill: expected a mode and at most one account ({usage})")
+        mode = args[0].lower().replace("-", "_")
+        if mode not in _KILL_MODES:
+            raise UsageError(f"kill: unknown mode {args[0]!r} ({usage})")
+        if len(args) == 2 and args[1].lower() == "all":
+            return KillCmd(mode, None, True)
+        return KillCmd(mode, _account(args[1], usage) if len(args) == 2 else None)
+    if verb in ("restrict", "unrestrict"):
+        usage = f"usage: {verb} SYMBOL [ACCOUNT|all]"
+        if not 1 <= len(args) <= 2:
+            raise UsageError(f"{verb}: expected a symbol and at most one account ({usage})")
+        symbol = catalog.symbol(args[0]).symbol
+        on = verb == "restrict"
+        if len(args) == 2 and args[1].lower() == "all":
+            return RestrictCmd(symbol, on, None, True)
+        return RestrictCmd(symbol, on, _account(args[1], usage) if len(args) == 2 else None)
+    if verb == "set-risk":
+        return _set_risk(args, catalog)
     raise UsageError(f"unknown command {words[0]!r} (type 'help' for the list)")
+
+
+def _account(token: str, usage: str) -> int:
+    if not token.isdigit() or not 1 <= int(token) <= (1 << 31) - 1:
+        raise UsageError(f"bad account {token!r}: expected a number from 1 to {(1 << 31) - 1}"
+                         f" ({usage})")
+    return int(token)
+
+
+_SET_RISK_USAGE = "usage: set-risk KIND VALUE [account=N] [symbol=S] [currency=C] [burst=N]"
+
+
+def _set_risk(args: Sequence[str], catalog: Catalog) -> SetRiskCmd:
+    if len(args) < 2:
+        raise UsageError(f"set-risk: missing {'kind' if not args else 'value'} ({_SET_RISK_USAGE})")
+    kind = args[0].lower().replace("-", "_")
+    if kind not in _RISK_KINDS:
+        raise UsageError(f"set-risk: unknown kind {args[0]!r} (known: {', '.join(_RISK_KINDS)})")
+    value = args[1]
+    if value.lower() != "unlimited" and not _is_number(value):
+        raise UsageError(f"set-risk: value {value!r} is not a decimal number nor 'unlimited'")
+    fields: dict[str, Any] = {}
+    for a in args[2:]:
+        key, eq, v = a.partition("=")
+        key = key.lower()
+        if not eq or not v or key not in ("account", "symbol", "currency", "burst") \
+                or key in fields:
+            raise UsageError(f"set-risk: unexpected {a!r} ({_SET_RISK_USAGE})")
+        if key == "account":
+            fields[key] = _account(v, _SET_RISK_USAGE)
+        elif key == "burst":
+            if not v.isdigit() or not 1 <= int(v) <= 10**9:
+                raise UsageError(f"set-risk: bad burst {v!r}: expected a number from 1 to 10**9")
+            fields[key] = int(v)
+        elif key == "symbol":
+            fields[key] = catalog.symbol(v).symbol
+        else:
+            fields[key] = v.upper()
+    return SetRiskCmd(kind, value.lower() if value.lower() == "unlimited" else value, **fields)
 
 
 def _is_number(token: str) -> bool:
@@ -366,6 +488,22 @@ _REASON_TEXT = {
     Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED:
         "the new total quantity must be above the quantity already filled",
     Reason.BOOK_INSTRUMENT_HALTED: "trading in the instrument is halted",
+    # pre-trade risk (docs/RISK.md); `risk` shows the account's limits and headroom
+    Reason.RISK_UNKNOWN_ACCOUNT: "the account has no risk record",
+    Reason.RISK_NO_REFERENCE_PRICE: "no reference price to protect a market order",
+    Reason.RISK_PRICE_BAND: "the price is outside the instrument's price band",
+    Reason.RISK_MAX_ORDER_QTY: "above the account's maximum order quantity",
+    Reason.RISK_MAX_ORDER_NOTIONAL: "above the account's maximum order notional",
+    Reason.RISK_INSUFFICIENT_CASH: "not enough free cash",
+    Reason.RISK_INSUFFICIENT_POSITION: "not enough free position to sell",
+    Reason.RISK_POSITION_LIMIT: "it could take the position past its limit",
+    Reason.RISK_MAX_OPEN_ORDERS: "the account has its maximum of open orders",
+    Reason.RISK_RATE_LIMITED: "the account's order rate limit",
+    Reason.RISK_RESTRICTED: "the instrument is restricted for the account",
+    Reason.RISK_RESTRICTED_GLOBAL: "the instrument is restricted for every account",
+    Reason.RISK_KILL_SWITCH: "the account's kill switch is on",
+    Reason.RISK_KILL_SWITCH_GLOBAL: "the global kill switch is on",
+    Reason.RISK_REDUCE_ONLY: "reduce-only: the order could increase the position",
 }
 
 
@@ -457,7 +595,9 @@ def format_report(r: ExecutionReport, catalog: Catalog,
 
 
 _REF = {"NewOrder": "new", "Cancel": "cancel", "Replace": "replace", "MassCancel": "mass_cancel",
-        "Halt": "halt", "Resume": "resume", "Subscribe": "subscribe", "SetLimits": "set_limits"}
+        "Halt": "halt", "Resume": "resume", "Subscribe": "subscribe", "SetLimits": "set_limits",
+        "SetRisk": "set_risk", "KillSwitch": "kill_switch", "Restrict": "restrict",
+        "RiskQuery": "risk"}
 
 
 def format_reject(r: Reject) -> str:
@@ -485,6 +625,39 @@ def format_mass_cancel(m: MassCancelReport, catalog: Catalog) -> str:
         scope += ", every account"
     n = m.cancelled
     return f"cancel-all ({scope}): {n} order{'' if n == 1 else 's'} cancelled"
+
+
+def format_risk_update(u: RiskUpdate) -> str:
+    """The answer to set-risk, kill or (un)restrict, e.g. ``risk: max_order_qty of account 1 on
+    AAPL set to 500`` or ``kill switch of account 1: killed (3 orders cancelled)``."""
+    who = "every account" if u.all_accounts else f"account {u.account}"
+    if u.request == "kill_switch":
+        n = u.cancelled
+        scope = "global kill switch" if u.all_accounts else f"kill switch of account {u.account}"
+        return (f"{scope}: {u.mode}" + (f" ({n} order{'' if n == 1 else 's'} cancelled)"
+                                        if n else ""))
+    if u.request == "restrict":
+        return (f"{u.symbol} {'restricted' if u.restricted else 'no longer restricted'}"
+                f" for {who}")
+    where = []
+    if u.account:
+        where.append(f"of account {u.account}")
+    if u.symbol:
+        where.append(f"on {u.symbol}")
+    elif u.account and u.kind in ("max_order_qty", "max_order_notional", "position_limit",
+                                  "short_limit"):
+        where.append("on every instrument")
+    if u.currency:
+        where.append(f"in {u.currency}")
+    value = u.value + (f", burst {u.burst}" if u.kind == "rate" else "")
+    return f"risk: {' '.join([u.kind, *where])} set to {value}"
+
+
+def format_risk_report(r: RiskReport, catalog: Catalog) -> list[str]:
+    """The answer to ``risk``: the account's risk view and its open orders."""
+    from .risk import format_risk, orders_view
+
+    return format_risk(r.risk, orders_view(r.orders, catalog)).splitlines()
 
 
 def format_logout(m: ServerLogout) -> str:
@@ -667,6 +840,12 @@ class Terminal:
         if t is MassCancelReport:
             self._answered("mass_cancel", None)
             return [format_mass_cancel(msg, cat)]
+        if t is RiskUpdate:
+            self._answered(msg.request, None)
+            return [format_risk_update(msg)]
+        if t is RiskReport:
+            self._answered("risk", None)
+            return format_risk_report(msg, cat)
         if t is InstrumentStatus:
             self._answered("halt" if msg.trading_state == "halted" else "resume", msg.instrument)
             key = (msg.instrument, msg.seq)
@@ -701,6 +880,16 @@ def describe(cmd: Command, catalog: Catalog, cl_ord_id: int = 0) -> str:
         return "cancel-all" + (f" {catalog.name(cmd.instrument)}" if cmd.instrument else "")
     if isinstance(cmd, SymbolCmd):
         return f"{cmd.name} {catalog.name(cmd.instrument)}"
+    if isinstance(cmd, RiskCmd):
+        return "risk" + (f" {cmd.account}" if cmd.account else "")
+    if isinstance(cmd, KillCmd):
+        return f"kill {cmd.mode}" + (" all" if cmd.all_accounts else
+                                     f" {cmd.account}" if cmd.account else "")
+    if isinstance(cmd, RestrictCmd):
+        return (f"{'restrict' if cmd.restricted else 'unrestrict'} {cmd.symbol}"
+                + (" all" if cmd.all_accounts else f" {cmd.account}" if cmd.account else ""))
+    if isinstance(cmd, SetRiskCmd):
+        return f"set-risk {cmd.kind} {cmd.value}"
     return cmd.name
 
 
@@ -865,6 +1054,27 @@ class _Driver:
         elif isinstance(cmd, CancelAllCmd):
             term.sent("mass_cancel", 0, describe(cmd, cat))
             c.send(MassCancel(instrument=cmd.instrument, side=cmd.side))  # type: ignore[arg-type]
+            await c.drain()
+        elif isinstance(cmd, RiskCmd):
+            term.sent("risk", 0, describe(cmd, cat))
+            c.send(RiskQuery(account=cmd.account))
+            await c.drain()
+        elif isinstance(cmd, KillCmd):
+            term.sent("kill_switch", 0, describe(cmd, cat))
+            c.send(KillSwitch(mode=cmd.mode,  # type: ignore[arg-type]
+                              account=None if cmd.all_accounts else
+                              (cmd.account or term.ack.account), all_accounts=cmd.all_accounts))
+            await c.drain()
+        elif isinstance(cmd, RestrictCmd):
+            term.sent("restrict", 0, describe(cmd, cat))
+            c.send(Restrict(symbol=cmd.symbol, restricted=cmd.restricted,
+                            account=None if cmd.all_accounts else
+                            (cmd.account or term.ack.account), all_accounts=cmd.all_accounts))
+            await c.drain()
+        elif isinstance(cmd, SetRiskCmd):
+            term.sent("set_risk", 0, describe(cmd, cat))
+            c.send(SetRisk(kind=cmd.kind, value=cmd.value, account=cmd.account,  # type: ignore[arg-type]
+                           symbol=cmd.symbol, currency=cmd.currency, burst=cmd.burst))
             await c.drain()
         elif isinstance(cmd, SymbolCmd) and cmd.name in ("halt", "resume"):
             term.sent(cmd.name, cmd.instrument, describe(cmd, cat))

@@ -387,7 +387,9 @@ cdef uint16_t risk_set(Risk* r, uint8_t kind, uint32_t account, uint32_t instrum
         a = risk_account(r, account)
         if a < 0:
             return R_RISK_UNKNOWN_ACCOUNT
-    if instrument_kind(kind) and b < 0 and (instrument != 0 or kind >= RK_PRICE_BAND):
+    if instrument_kind(kind) and (b < 0 or instrument == 0) and \
+            (instrument != 0 or kind >= RK_PRICE_BAND):
+        # account x instrument kinds take 0 for every instrument; instrument kinds need one
         return R_RISK_UNKNOWN_INSTRUMENT
     if currency_kind(kind) and instrument >= <uint32_t>r.n_ccy:
         return R_RISK_INVALID_VALUE

@@ -89,7 +89,7 @@ def test_a_slow_consumer_is_disconnected_and_others_go_on() -> None:
             for i in range(1, 3001):
                 b.send_raw(frame(NewOrder(
                     cl_ord_id=i, instrument=AAPL, side="buy" if i % 2 else "sell", qty=1,
-                    price=10_000 + (i % 500) * 7)))
+                    price=14_000 + (i % 200) * 10)))   # inside AAPL's price band
                 if i % 200 == 0:
                     await b.drain()
                     await asyncio.sleep(0.005)
@@ -97,7 +97,7 @@ def test_a_slow_consumer_is_disconnected_and_others_go_on() -> None:
                     break
             await settle(server)
             assert 1 not in server.by_account                  # alice's session is gone
-            await b.new_order(9999, AAPL, "buy", 1, 1)
+            await b.new_order(9999, AAPL, "buy", 1, 14_500)
             got = await b.reports_until(lambda r: r.cl_ord_id == 9999, timeout=20)
             assert got[-1].exec_type == "new"
             sock.close()

@@ -468,12 +468,12 @@ def test_interactive_session_reads_lines_and_prints_market_data(port, capsys):
     with ThreadPoolExecutor(1) as ex:
         fut = ex.submit(asyncio.run, run_terminal("127.0.0.1", port, 1, KEYS[1], wait=0.2,
                                                   out=out, err=err, stdin_fd=r))
-        os.write(w, b"sell ES 3 @ 4500.25\nsell ES 1 @ 4500.10\nbogus\nwatch ES\n")
+        os.write(w, b"sell ES 3 @ 5800.25\nsell ES 1 @ 5800.10\nbogus\nwatch ES\n")
         end = time.monotonic() + 10
         while "(no bids)" not in out.getvalue() and time.monotonic() < end:
             time.sleep(0.01)
-        rc, lines, _ = client(capsys, port, 2, "buy", "ES", "2", "@", "4500.25")
-        assert rc == 0 and lines[1].startswith("#1 FILLED  buy 2 ES @ 4500.25 (last 2 @ 4500.25")
+        rc, lines, _ = client(capsys, port, 2, "buy", "ES", "2", "@", "5800.25")
+        assert rc == 0 and lines[1].startswith("#1 FILLED  buy 2 ES @ 5800.25 (last 2 @ 5800.25")
         time.sleep(0.1)
         os.write(w, b"orders\n")
         os.close(w)
@@ -482,20 +482,20 @@ def test_interactive_session_reads_lines_and_prints_market_data(port, capsys):
     assert out.getvalue().splitlines() == [
         "logged on to 127.0.0.1:%d as account 1 (trader); 8 instruments;"
         " type 'help' for the commands" % port,
-        "#1 NEW     sell 3 ES @ 4500.25",
+        "#1 NEW     sell 3 ES @ 5800.25",
         "ES",
         "  side    price  qty  orders",
-        "  ask   4500.25    3       1",
+        "  ask   5800.25    3       1",
         "  (no bids)",
-        "#1 PARTIAL sell 3 ES @ 4500.25 (last 2 @ 4500.25, cum 2, leaves 1, avg 4500.25)",
-        "ES trade 2 @ 4500.25 (buy aggressor)",
-        "ES book: ask 4500.25 1 (1 order); best bid -, ask 4500.25 x 1",
+        "#1 PARTIAL sell 3 ES @ 5800.25 (last 2 @ 5800.25, cum 2, leaves 1, avg 5800.25)",
+        "ES trade 2 @ 5800.25 (buy aggressor)",
+        "ES book: ask 5800.25 1 (1 order); best bid -, ask 5800.25 x 1",
         "open orders (1):",
-        "  #1 sell 3 ES @ 4500.25 (cum 2, leaves 1)",
+        "  #1 sell 3 ES @ 5800.25 (cum 2, leaves 1)",
     ]
     assert err.getvalue().splitlines() == [
-        "error: price 4500.10 is not a multiple of the tick size 0.25 of ES (nearest: 4500.00"
-        " and 4500.25); prices are never rounded",
+        "error: price 5800.10 is not a multiple of the tick size 0.25 of ES (nearest: 5800.00"
+        " and 5800.25); prices are never rounded",
         "error: unknown command 'bogus' (type 'help' for the list)",
     ]
 
