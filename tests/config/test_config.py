@@ -110,8 +110,10 @@ def test_direct_construction_is_validated():
 BAD = [
     ("unknown field", lambda t: t + 'tick = "0.01"\n', "$.instruments[1].tick",
      "unknown field 'tick'"),
-    ("unknown table", lambda t: "[risk]\nmax_notional = \"1\"\n" + t, "$.risk",
-     "unknown field 'risk'"),
+    ("unknown table", lambda t: "[margin]\nrate = \"1\"\n" + t, "$.margin",
+     "unknown field 'margin'"),
+    ("unknown risk key", lambda t: "[risk]\nmax_notional = \"1\"\n" + t,
+     "$.risk.max_notional", "unknown field 'max_notional'"),
     ("wrong type", lambda t: t.replace('id = 2', 'id = "2"'), "$.instruments[1].id",
      "Expected `int`, got `str`"),
     ("missing field", lambda t: t.replace('tick_size = "0.01"\nlot_size = "1"',
