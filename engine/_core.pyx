@@ -16,11 +16,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from engine.risk._risk cimport (
-    Risk, risk_account, risk_check_new, risk_check_replace, risk_accept, risk_rest, risk_leave,
-    risk_fill, risk_set, risk_kill, risk_restrict, risk_from_tables, risk_to_tables, risk_bytes,
-    risk_free, R_RISK_UNKNOWN_ACCOUNT, R_RISK_DISABLED, KILL_ACTIVE,
-)
+from engine.risk._risk cimport *
+
+# the checks, exposure and fill updates, compiled into this module so they inline
+include "risk/checks.pxi"
 
 from .schema import COMMAND_DTYPE, EVENT_DTYPE, INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
 from .schema import INT64_MAX as _INT64_MAX

@@ -105,23 +105,7 @@ cdef struct Risk:
     int64_t* fx
     int64_t kill          # the global kill switch
 
-# -- CHECKS (0: pass, else the reject reason) --
-cdef int32_t risk_account(Risk* r, uint32_t account) noexcept nogil
-cdef uint16_t risk_check_new(Risk* r, int32_t a, int32_t b, uint8_t side, bint market,
-                             bint may_rest, int64_t price, int64_t qty, int64_t ts,
-                             int64_t* protect) noexcept nogil
-cdef uint16_t risk_check_replace(Risk* r, int32_t a, int32_t b, uint8_t side, int64_t old_price,
-                                 int64_t old_open, int64_t price, int64_t qty, int64_t new_open,
-                                 int64_t ts) noexcept nogil
-cdef void risk_accept(Risk* r, int32_t a, int64_t ts) noexcept nogil
-
-# -- EXPOSURE AND FILLS --
-cdef void risk_rest(Risk* r, int32_t a, int32_t b, uint8_t side, int64_t price,
-                    int64_t open_qty) noexcept nogil
-cdef void risk_leave(Risk* r, uint32_t account, int32_t b, uint8_t side, int64_t price,
-                     int64_t open_qty) noexcept nogil
-cdef void risk_fill(Risk* r, int32_t b, int32_t ta, uint8_t taker_side, uint32_t maker_account,
-                    int64_t price, int64_t qty, bint maker_done) noexcept nogil
+# -- CHECKS, EXPOSURE AND FILLS: engine/risk/checks.pxi, included where they are called --
 
 # -- ADMIN (0: applied, else the reject reason) --
 cdef uint16_t risk_set(Risk* r, uint8_t kind, uint32_t account, uint32_t instrument, int32_t b,
