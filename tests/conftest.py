@@ -73,6 +73,15 @@ class Checked:
     def set_limits(self, *args: Any, **kwargs: Any) -> int:
         return self._checked(self.engine.set_limits(*args, **kwargs))
 
+    def set_risk(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.set_risk(*args, **kwargs))
+
+    def kill_switch(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.kill_switch(*args, **kwargs))
+
+    def restrict(self, *args: Any, **kwargs: Any) -> int:
+        return self._checked(self.engine.restrict(*args, **kwargs))
+
     def process(self, commands: np.ndarray) -> np.ndarray:
         return self._checked(self.engine.process(commands))
 
