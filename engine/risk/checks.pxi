@@ -232,10 +232,12 @@ cdef uint16_t risk_check_replace(Risk* r, int32_t a, int32_t b, uint8_t side, in
             return R_RISK_POSITION_LIMIT
     if A.rate_per_s > 0 and tokens(A, ts) < NANO:
         return R_RISK_RATE_LIMITED
-    if P.restricted:
-        return R_RISK_RESTRICTED
-    if I.restricted:
-        return R_RISK_RESTRICTED_GLOBAL
+    # a replace that only lowers the quantity at the same price is not held by a list
+    if price != old_price or dq > 0:
+        if P.restricted:
+            return R_RISK_RESTRICTED
+        if I.restricted:
+            return R_RISK_RESTRICTED_GLOBAL
     if side == RSIDE_BUY:
         return kill_check(r, A, P, side, P.open_buy_qty - old_open, P.open_sell_qty, new_open)
     return kill_check(r, A, P, side, P.open_buy_qty, P.open_sell_qty - old_open, new_open)

@@ -335,9 +335,11 @@ class RiskModel:
             if pos.position - pos.open_sell_qty - more < -pos.position_limit:
                 return Reason.RISK_POSITION_LIMIT
 
-        # 8..10, the order's own open quantity taken out for the reduce-only test
+        # 8..10, the order's own open quantity taken out for the reduce-only test; a replace
+        # that only lowers the quantity at the same price is not held by a restricted list
         return self._rate_restricted_kill(acct, inst, pos, order.side, new_open,
-                                          own_open=old_open, ts_ns=ts_ns)
+                                          own_open=old_open, ts_ns=ts_ns,
+                                          restricted=not (price == order.price and more <= 0))
 
     def _outside_band(self, inst: InstrumentRow, price: int) -> bool:
         """Check 3 for a limit price: outside ref +- band (no reference or band 0: never)."""
@@ -354,16 +356,18 @@ class RiskModel:
             self._convert(n, inst.ccy, acct.base_ccy) > pos.max_order_notional
 
     def _rate_restricted_kill(self, acct: AccountRow, inst: InstrumentRow, pos: PositionRow,
-                              side: int, qty: int, own_open: int, ts_ns: int) -> Reason:
-        """Checks 8 (order rate), 9 (restricted lists) and 10 (kill switch)."""
+                              side: int, qty: int, own_open: int, ts_ns: int,
+                              restricted: bool = True) -> Reason:
+        """Checks 8 (order rate), 9 (restricted lists, unless ``restricted`` is False) and 10
+        (kill switch)."""
         # 8. order rate
         tokens = self._tokens(acct, ts_ns)
         if tokens is not None and tokens < NANO:
             return Reason.RISK_RATE_LIMITED
         # 9. restricted lists
-        if pos.restricted:
+        if restricted and pos.restricted:
             return Reason.RISK_RESTRICTED
-        if inst.restricted:
+        if restricted and inst.restricted:
             return Reason.RISK_RESTRICTED_GLOBAL
         # 10. kill switch: the higher of the account's and the global mode is in force
         mode = max(acct.kill, self.global_[0].kill)

@@ -597,13 +597,14 @@ def test_set_risk_rate_refills_the_bucket_at_the_commands_ts(make_core):
 def test_restricted_lists_account_first_then_global_and_lifting_them(make_core):
     core = core_with(make_core, acct(1), acct(2))
     takes(core, 1, BUY, 10000, 1)
+    takes(core, 9, BUY, 9990, 5, account=2)
     assert core.restrict(EQ, account=1, seq=4, ts_ns=40) == 1
     assert records(core.drain_events()) == [dict(
         seq=4, ts_ns=40, order_id=0, other_id=0, price=0, qty=0, leaves=0, other_leaves=0,
         instrument=EQ, account=1, other_account=0, reason=1, type=EventType.RISK, side=0,
         cmd=CommandType.RESTRICT)]
     assert position(core, 1, EQ)["restricted"] == 1
-    assert core.depth(EQ) == ([(10000, 1, 1)], [])  # resting orders stay
+    assert core.depth(EQ) == ([(10000, 1, 1), (9990, 5, 1)], [])  # resting orders stay
     assert refused(core, 2, SELL, 10500, 1) == R.RISK_RESTRICTED
     takes(core, 2, SELL, 20500, 1, instrument=FUT)  # another instrument: free
     takes(core, 3, SELL, 10500, 1, account=2)
@@ -618,6 +619,11 @@ def test_restricted_lists_account_first_then_global_and_lifting_them(make_core):
     # a replace is checked too; a cancel never is
     assert core.replace(1, 10001, 1, account=1) == 1
     assert drained(core) == [rejected(1, 10001, 1, R.RISK_RESTRICTED_GLOBAL)]
+    assert core.replace(9, 9990, 6, account=2) == 1       # more: held by the list
+    assert drained(core) == [rejected(9, 9990, 6, R.RISK_RESTRICTED_GLOBAL)]
+    core.replace(9, 9990, 3, account=2)                   # only less, same price: passes
+    assert [e.type for e in drained(core)] == [EventType.REPLACED]
+    assert position(core, 2, EQ)["open_buy_qty"] == 3
     core.restrict(EQ, restricted=False, all_accounts=True)
     drained(core)
     takes(core, 4, SELL, 10600, 1)
