@@ -1573,7 +1573,7 @@ cdef class Core:
                              " history")
         ids = [self.st.books[b].instrument for b in range(self.st.n_books)]
         checked = check_tables(tables, ids, fresh=True)
-        self.st.risk = risk_from_tables(checked, ids)
+        self.st.risk = risk_from_tables(checked)
 
     @property
     def risk_enabled(self):
@@ -1977,7 +1977,7 @@ cdef class Core:
                 memset(&self.st.books[b], 0, sizeof(Book))
             prepared = <int32_t>len(insts)
             if risk_tables is not None:
-                new_risk = risk_from_tables(risk_tables, ids_list)
+                new_risk = risk_from_tables(risk_tables)
             for i in range(2 * len(insts)):
                 # the block directory of every side, with room to spare for its last insert
                 bk = &self.st.books[i // 2]

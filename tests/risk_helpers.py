@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from engine.schema import RISK_TABLES, UNLIMITED, EventType
-from tests.conftest import E
+from tests.conftest import E, ev
 
 # Currency 0 is USD, 1 is JPY. fx = rate * 10**(18 - decimals) with 2 decimals (docs/RISK.md,
 # "Currencies"): USD 1.0, JPY 0.0067 USD.
@@ -151,3 +151,20 @@ def tables_bytes(core: Any) -> bytes:
 def risk_event(reason: int, qty: int = 0, price: int = 0, order_id: int = 0) -> E:
     """A RISK event: reason = the kind, mode or restrict flag; qty/price = the values."""
     return E(EventType.RISK, order_id, 0, price, qty, 0, 0, int(reason))
+
+
+RICH = 10 ** 15
+
+
+def acct(account_id: int, **fields: Any) -> dict[str, Any]:
+    """An account with plenty of cash in both currencies unless ``cash`` says otherwise."""
+    return dict(account=account_id, **{"cash": {USD: RICH, JPY: RICH}, **fields})
+
+
+def drained(core: Any) -> list[E]:
+    return ev(core.drain_events())
+
+
+def state_of(core: Any) -> tuple[str, bytes]:
+    """What a rejected command must leave as it was: the digest and the risk tables."""
+    return core.state_digest(), tables_bytes(core)

@@ -115,7 +115,7 @@ cdef uint16_t risk_restrict(Risk* r, uint32_t account, bint everyone, int32_t b,
                             uint8_t on) noexcept nogil
 
 # -- TABLES (Core.enable_risk, risk_state, export_state, load_state) --
-cdef Risk* risk_from_tables(object tables, list instrument_ids) except NULL
+cdef Risk* risk_from_tables(object tables) except NULL
 cdef dict risk_to_tables(const Risk* r)
 cdef bytes risk_bytes(const Risk* r)
 cdef void risk_free(Risk* r) noexcept nogil

@@ -151,7 +151,7 @@ cdef void* _copy_in(cnp.ndarray arr, size_t item) except? NULL:
     return p
 
 
-cdef Risk* risk_from_tables(object tables, list instrument_ids) except NULL:
+cdef Risk* risk_from_tables(object tables) except NULL:
     """A new Risk from tables that check_tables has passed (``tables`` is its result)."""
     cdef Risk* r = <Risk*>calloc(1, sizeof(Risk))
     if r == NULL:

@@ -139,38 +139,49 @@ def check_tables(tables: Any, instrument_ids: Sequence[int],
     return out
 
 
-def exposure(tables: Mapping[str, np.ndarray], orders: np.ndarray) -> dict[str, list[int]]:
-    """What resting ``orders`` (ORDER_STATE_DTYPE) add up to in the tables' terms:
-    ``open_orders`` per account, ``open_buy_qty``/``open_sell_qty`` per position row and
-    ``open_buy_notional`` per cash row (exact Python ints). ValueError if an order's account
-    or instrument has no risk record."""
+def _index(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """For each of ``wanted``, its row in ``keys`` (unique, any order), and the first position
+    of ``wanted`` that ``keys`` does not hold (None: every one is there)."""
+    if not len(keys):
+        return np.zeros(len(wanted), dtype=np.int64), (0 if len(wanted) else None)
+    order = np.argsort(keys, kind="stable")
+    pos = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    rows = order[pos]
+    return rows, _first(keys[rows] != wanted)
+
+
+def exposure(tables: Mapping[str, np.ndarray], orders: np.ndarray) -> dict[str, np.ndarray]:
+    """What resting ``orders`` (ORDER_STATE_DTYPE) add up to in the tables' terms, as int64
+    arrays: ``open_orders`` per account, ``open_buy_qty``/``open_sell_qty`` per position row
+    and ``open_buy_notional`` per cash row (each order's notional capped at NOTIONAL_CAP + 1,
+    as the core counts it). ValueError if an order's account or instrument has no risk
+    record. O(orders), vectorized."""
     acct, inst = tables["accounts"], tables["instruments"]
-    n_inst, n_ccy = len(inst), len(tables["currencies"])
-    a_ids = acct["account"].tolist()
-    a_index = {a: i for i, a in enumerate(a_ids)}
-    i_index = {i: n for n, i in enumerate(inst["instrument"].tolist())}
-    k = inst["k"].tolist()
-    ccy = inst["ccy"].tolist()
-    out = {"open_orders": [0] * len(a_ids), "open_buy_qty": [0] * (len(a_ids) * n_inst),
-           "open_sell_qty": [0] * (len(a_ids) * n_inst),
-           "open_buy_notional": [0] * (len(a_ids) * n_ccy)}
-    for row, (oid, account, instrument, side, price, qty, filled) in enumerate(zip(
-            orders["order_id"].tolist(), orders["account"].tolist(),
-            orders["instrument"].tolist(), orders["side"].tolist(), orders["price"].tolist(),
-            orders["qty"].tolist(), orders["filled"].tolist())):
-        a = a_index.get(account)
-        if a is None:
-            raise ValueError(f"orders[{row}] (order id {oid}): account {account} has no risk"
-                             f" record")
-        i = i_index[instrument]
-        open_qty = qty - filled
-        out["open_orders"][a] += 1
-        if side == 1:
-            out["open_buy_qty"][a * n_inst + i] += open_qty
-            out["open_buy_notional"][a * n_ccy + ccy[i]] += min(price * open_qty * k[i],
-                                                                NOTIONAL_CAP + 1)
-        else:
-            out["open_sell_qty"][a * n_inst + i] += open_qty
+    n_acct, n_inst, n_ccy = len(acct), len(inst), len(tables["currencies"])
+    a, bad = _index(acct["account"].astype(np.int64), orders["account"].astype(np.int64))
+    if bad is not None:
+        raise ValueError(f"orders[{bad}] (order id {orders['order_id'][bad]}): account"
+                         f" {orders['account'][bad]} has no risk record")
+    i, bad = _index(inst["instrument"].astype(np.int64), orders["instrument"].astype(np.int64))
+    if bad is not None:
+        raise ValueError(f"orders[{bad}] (order id {orders['order_id'][bad]}): instrument"
+                         f" {orders['instrument'][bad]} has no risk record")
+    open_qty = orders["qty"] - orders["filled"]
+    buy = orders["side"] == 1
+    k = inst["k"][i]
+    # price x open x k, exact below the cap; the products are only used where they fit
+    fits = (open_qty <= NOTIONAL_CAP // k) & \
+        (orders["price"] <= NOTIONAL_CAP // np.maximum(open_qty * k, 1))
+    with np.errstate(over="ignore"):
+        notional = np.where(fits, orders["price"] * open_qty * k, NOTIONAL_CAP + 1)
+    out = {"open_orders": np.bincount(a, minlength=n_acct).astype(np.int64)}
+    for field, rows, size, values, take in (
+            ("open_buy_qty", a * n_inst + i, n_acct * n_inst, open_qty, buy),
+            ("open_sell_qty", a * n_inst + i, n_acct * n_inst, open_qty, ~buy),
+            ("open_buy_notional", a * n_ccy + inst["ccy"][i], n_acct * n_ccy, notional, buy)):
+        total = np.zeros(size, dtype=np.int64)
+        np.add.at(total, rows[take], values[take])
+        out[field] = total
     return out
 
 
@@ -180,7 +191,8 @@ def check_exposure(tables: Mapping[str, np.ndarray], orders: np.ndarray) -> None
     want = exposure(tables, orders)
     for table, field in (("accounts", "open_orders"), ("positions", "open_buy_qty"),
                          ("positions", "open_sell_qty"), ("cash", "open_buy_notional")):
-        have = tables[table][field].tolist()
-        for row, (h, w) in enumerate(zip(have, want[field])):
-            if h != min(w, INT64_MAX):
-                raise _fail(table, row, f"{field} is {h}, the resting orders add up to {w}")
+        have = tables[table][field]
+        row = _first(have != want[field])
+        if row is not None:
+            raise _fail(table, row, f"{field} is {have[row]}, the resting orders add up to"
+                                    f" {want[field][row]}")

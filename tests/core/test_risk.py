@@ -32,19 +32,23 @@ from engine.schema import (
     Side,
     TimeInForce,
 )
-from tests.conftest import accepted, cancelled, commands, ev, raw_cmd, records, rejected
+from tests.conftest import accepted, cancelled, commands, ev, raw_cmd, records, rejected, send
 from tests.risk_helpers import (
     FX,
     JPY,
+    RICH,
     USD,
     account,
+    acct,
     cash,
+    drained,
     exposure,
     instrument,
     make_tables,
     position,
     risk_core,
     risk_event,
+    state_of,
     tables_bytes,
 )
 
@@ -62,24 +66,10 @@ FUTURE = (FUT, USD, 1250, 500, 20000, 0)      # band 5% of 20000: 19000..21000
 FXSPOT = (USDJPY, JPY, 100, 200, 150000, 0)   # band 2% of 150000: 147000..153000
 INSTRUMENTS = [EQUITY, FUTURE, FXSPOT]
 IDS = [EQ, FUT, USDJPY]
-RICH = 10 ** 15
-
-
-def acct(account_id, **fields):
-    """An account with plenty of cash in both currencies unless ``cash`` says otherwise."""
-    return dict(account=account_id, **{"cash": {USD: RICH, JPY: RICH}, **fields})
 
 
 def core_with(make_core, *accounts, instruments=INSTRUMENTS, **tables):
     return risk_core(make_core, instruments, currencies=FX, accounts=accounts, **tables)
-
-
-def drained(core):
-    return ev(core.drain_events())
-
-
-def state_of(core):
-    return core.state_digest(), tables_bytes(core)
 
 
 def refused(core, order_id, side, price, qty, instrument=EQ, account=1, **kwargs):
@@ -1094,28 +1084,6 @@ def test_per_call_risk_arguments_out_of_their_field_range_raise_and_do_nothing(m
     assert core.pending_events == 0
 
 
-def send_risk(engine, row):
-    """One command row through the per-call API, risk commands included."""
-    seq, ts, oid, price, qty, inst, account_id, cmd, side, ord_type, tif, flags, _ = row
-    everyone = bool(flags & Flags.ALL_ACCOUNTS)
-    if cmd == CommandType.NEW:
-        return engine.submit(oid, inst, side, price, qty, account=account_id, ord_type=ord_type,
-                             tif=tif, flags=flags, seq=seq, ts_ns=ts)
-    if cmd == CommandType.CANCEL:
-        return engine.cancel(oid, account=account_id, seq=seq, ts_ns=ts)
-    if cmd == CommandType.REPLACE:
-        return engine.replace(oid, price, qty, account=account_id, seq=seq, ts_ns=ts)
-    if cmd == CommandType.SET_RISK:
-        return engine.set_risk(ord_type, qty, account=account_id, instrument=inst, aux=price,
-                               seq=seq, ts_ns=ts)
-    if cmd == CommandType.KILL_SWITCH:
-        return engine.kill_switch(side, account=account_id, all_accounts=everyone, seq=seq,
-                                  ts_ns=ts)
-    assert cmd == CommandType.RESTRICT
-    return engine.restrict(inst, restricted=bool(side), account=account_id,
-                           all_accounts=everyone, seq=seq, ts_ns=ts)
-
-
 def test_process_and_the_per_call_api_agree_with_risk_on(make_core):
     def rows():
         yield raw_cmd(cmd=1, order_id=1, instrument=EQ, account=1, side=BUY, ord_type=LIMIT,
@@ -1142,7 +1110,7 @@ def test_process_and_the_per_call_api_agree_with_risk_on(make_core):
         yield raw_cmd(cmd=8, ord_type=99)
     script = [(i + 1, 10 * (i + 1)) + r[2:] for i, r in enumerate(rows())]
     per_call, batch = (core_with(make_core, acct(1), acct(2)) for _ in range(2))
-    counts = [send_risk(per_call, r) for r in script]
+    counts = [send(per_call, r) for r in script]
     events, out = per_call.drain_events(), batch.process(commands(script))
     assert out.tobytes() == events.tobytes()
     assert sum(counts) == len(out)

@@ -21,18 +21,21 @@ from engine.schema import (
     Side,
     TimeInForce,
 )
-from tests.conftest import accepted, cancelled, ev, rejected, replaced, trade
+from tests.conftest import accepted, cancelled, rejected, replaced, trade
 from tests.risk_helpers import (
     FX,
     JPY,
+    RICH,
     USD,
     account,
+    acct,
     cash,
+    drained,
     exposure,
     instrument,
     pnl,
     risk_core,
-    tables_bytes,
+    state_of,
 )
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -48,23 +51,10 @@ EQUITY = (EQ, USD, 1, 0, 10000, 0)
 FUTURE = (FUT, USD, 1250, 0, 20000, 0)
 FXSPOT = (USDJPY, JPY, 100, 0, 150000, 0)
 INSTRUMENTS = [EQUITY, FUTURE, FXSPOT]
-RICH = 10 ** 15
-
-
-def acct(account_id, **fields):
-    return dict(account=account_id, **{"cash": {USD: RICH, JPY: RICH}, **fields})
 
 
 def core_with(make_core, *accounts, instruments=INSTRUMENTS, **tables):
     return risk_core(make_core, instruments, currencies=FX, accounts=accounts, **tables)
-
-
-def drained(core):
-    return ev(core.drain_events())
-
-
-def state_of(core):
-    return core.state_digest(), tables_bytes(core)
 
 
 def admin(core, call):
