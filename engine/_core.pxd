@@ -17,6 +17,7 @@ cdef enum:
     CMD_SET_RISK = 8
     CMD_KILL_SWITCH = 9
     CMD_RESTRICT = 10
+    CMD_ROUTE = 11
 
     SIDE_BUY = 1
     SIDE_SELL = 2
@@ -30,8 +31,12 @@ cdef enum:
 
     FLAG_POST_ONLY = 1
     FLAG_ALL_ACCOUNTS = 2
+    FLAG_POST_REMAINDER = 4
+    FLAG_PARENT = 0x4000
+    FLAG_CHILD = 0x8000
     FLAGS_KNOWN = 1                 # the bits a NEW (and so a resting order) may carry
     MASS_CANCEL_FLAGS_KNOWN = 2     # the bits a MASS_CANCEL may carry
+    ROUTE_FLAGS_KNOWN = 4           # the bits a ROUTE may carry
 
     EV_ACCEPTED = 1
     EV_REJECTED = 2
@@ -40,6 +45,8 @@ cdef enum:
     EV_REPLACED = 5
     EV_INSTRUMENT_STATE = 6
     EV_RISK = 7
+    EV_PARENT_FILL = 8
+    EV_PARENT_DONE = 9
 
     CAUSE_USER = 1
     CAUSE_IOC_REMAINDER = 2
@@ -48,6 +55,7 @@ cdef enum:
     CAUSE_LEVEL_QUANTITY_LIMIT = 5
     CAUSE_MASS_CANCEL = 6
     CAUSE_KILL_SWITCH = 7
+    CAUSE_ODD_LOT = 8
 
     TS_OPEN = 1
     TS_HALTED = 2
@@ -74,6 +82,13 @@ cdef enum:
     R_UNKNOWN_ORDER = 1014
     R_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
     R_INSTRUMENT_HALTED = 1016
+    R_UNKNOWN_VENUE = 1017
+    R_VENUE_NOT_LISTED = 1018
+    R_OFF_VENUE_GRID = 1019
+    R_NO_ROUTABLE_VENUE = 1020
+    R_CHILD_ORDER = 1021
+    R_PARENT_REPLACE = 1022
+    R_INVALID_STRATEGY = 1023
 
 # -- RECORDS (layouts match COMMAND_DTYPE and EVENT_DTYPE in engine/schema.py) --
 cdef struct Command:
@@ -89,7 +104,7 @@ cdef struct Command:
     uint8_t ord_type
     uint8_t tif
     uint16_t flags
-    uint16_t _pad
+    uint16_t venue
 
 cdef struct Event:
     int64_t seq
@@ -100,14 +115,18 @@ cdef struct Event:
     int64_t qty
     int64_t leaves
     int64_t other_leaves
+    int64_t fee
+    int64_t other_fee
+    int64_t parent_id
     uint32_t instrument
     uint32_t account
     uint32_t other_account
     uint16_t reason
+    uint16_t venue
     uint8_t type
     uint8_t side
     uint8_t cmd
-    uint8_t _pad[7]
+    uint8_t _pad[5]
 
 # A resting order: 64 bytes, one cache line. prev/next link it into its level's FIFO queue
 # (next doubles as the free-list link); book/level point back so a cancel is O(1).
@@ -157,13 +176,71 @@ cdef struct BookSide:
     int32_t bcap
     int32_t n            # levels on this side
 
+# One instrument on one venue (docs/ROUTING.md). The venue's fees and the instrument's index
+# are copied in, so matching reads them from the record it already holds.
 cdef struct Book:
     uint32_t instrument
     uint8_t trading_state  # TS_OPEN or TS_HALTED: a NEW reads it from the record it already holds
+    uint16_t venue         # 0: the default venue
     int64_t min_qty        # the quantity bounds of NEW and REPLACE (SET_LIMITS changes them)
     int64_t max_qty
+    int64_t tick           # prices must be a multiple of it (instrument ticks)
+    int64_t lot            # quantities must be a multiple of it (instrument lots)
+    int64_t k              # cash units per tick x lot, for fees with risk off
+    int64_t maker_ppm      # the venue's fees, millionths of notional (< 0: a rebate)
+    int64_t taker_ppm
+    int32_t priority       # the venue's routing priority (lower first)
+    int32_t ix             # the instrument's index (registration order): its risk table row
+    int32_t route_head     # the instrument's first routable book (routing order), -1: none
+    int32_t route_next     # the next routable book of the instrument, -1: the last
     BookSide bids
     BookSide asks
+
+cdef struct Venue:
+    int64_t maker_ppm
+    int64_t taker_ppm
+    int32_t priority
+    uint16_t venue
+    uint16_t _pad
+
+# A routed (parent) order: live while its one resting child is, or within its ROUTE command.
+cdef struct Parent:
+    int64_t order_id
+    int64_t price
+    int64_t qty
+    int64_t filled
+    int64_t cancelled
+    int64_t value          # sum of price x qty over its fills (saturating)
+    int64_t fees
+    int64_t child_id       # the resting child, 0: none
+    uint32_t instrument
+    uint32_t account
+    uint16_t flags
+    uint16_t venue
+    uint8_t side
+    uint8_t ord_type
+    uint8_t tif
+    uint8_t status
+    int32_t child          # the resting child's order slot, -1: none
+    int32_t next_free
+
+# Routing scratch: one entry per routable book of the instrument being routed, and the plan.
+cdef struct RouteBook:
+    int64_t planned        # lots the plan takes from this book
+    int64_t last_price     # the worst price the plan takes here (the child's limit)
+    int64_t child_id
+    int64_t filled
+    int32_t book
+    int32_t j              # cursor: the next level of the opposite side (block j, entry p)
+    int32_t p
+    int32_t first          # the plan step that first uses this book, -1: none
+    int32_t done           # no further level can be planned here
+
+cdef struct Step:
+    int64_t price
+    int64_t qty
+    int32_t rb
+    int32_t _pad
 
 # Open addressing, linear probing, backward-shift deletion; vals[i] == -1 marks an empty slot.
 cdef struct IdMap:
@@ -184,7 +261,7 @@ cdef struct Finished:
     uint8_t ord_type
     uint8_t tif
     uint8_t status
-    uint8_t _pad[2]
+    uint16_t venue
 
 cdef struct State:
     Order* orders
@@ -212,6 +289,21 @@ cdef struct State:
     int oom
     Risk* risk           # pre-trade risk (engine/risk/_risk.pxd); NULL: risk off
     int32_t risk_ta      # the risk account index of the order now matching as taker
+    Venue* venues
+    int32_t n_venues
+    int32_t n_inst       # distinct instruments (Book.ix runs 0..n_inst-1)
+    IdMap venue_map      # venue id -> index in venues
+    Parent* parents
+    int32_t parents_cap
+    int32_t parents_free
+    int32_t n_parents    # live parents
+    IdMap parent_map     # parent order id -> slot
+    IdMap child_map      # resting child order id -> its parent's slot
+    int64_t child_seq    # children ever created (the last child id is -child_seq)
+    RouteBook* rb
+    int32_t rb_cap
+    Step* steps
+    int32_t steps_cap
 
 # -- COMMANDS --
 cdef int process_one(State* st, const Command* c) noexcept nogil
@@ -223,12 +315,14 @@ cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil
 cdef int do_trading_state(State* st, const Command* c, uint8_t state) noexcept nogil
 cdef int do_set_limits(State* st, const Command* c) noexcept nogil
 cdef int do_risk_admin(State* st, const Command* c) noexcept nogil
-cdef void cancel_where(State* st, const Command* c, int32_t first, int32_t last, uint8_t side,
-                       bint all_accounts, uint16_t cause) noexcept nogil
+cdef int do_route(State* st, const Command* c) noexcept nogil
+cdef void cancel_where(State* st, const Command* c, bint any_instrument, uint16_t venue,
+                       uint8_t side, bint all_accounts, uint16_t cause) noexcept nogil
 
 # -- MATCHING --
 cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uint32_t account,
-                   uint8_t side, bint market, int64_t limit, int64_t leaves) noexcept nogil
+                   uint8_t side, bint market, int64_t limit, int64_t leaves, int32_t tps,
+                   int64_t extra) noexcept nogil
 cdef bint fok_fillable(State* st, int32_t b, uint8_t side, bint market, int64_t limit,
                        int64_t qty) noexcept nogil
 

@@ -22,12 +22,13 @@ from engine.risk._risk cimport *
 include "risk/checks.pxi"
 
 from .schema import COMMAND_DTYPE, EVENT_DTYPE, INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
-from .schema import INT64_MAX as _INT64_MAX
+from .schema import INT64_MAX as _INT64_MAX, MAX_FEE_PPM as _MAX_FEE_PPM, PARENT_STATE_DTYPE
 from .risk.tables import check_exposure, check_tables
 
 cnp.import_array()
 
 INT64_MAX = _INT64_MAX
+MAX_FEE = _MAX_FEE_PPM
 
 cdef enum:
     MIN_ORDERS = 64
@@ -40,6 +41,8 @@ cdef int64_t I64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef Order _order
 cdef Level _level
 cdef Block _block
+cdef Parent _parent
+cdef size_t PARENT_LINK = <size_t>(<char*>&_parent.next_free - <char*>&_parent)
 cdef size_t ORDER_LINK = <size_t>(<char*>&_order.next - <char*>&_order)
 cdef size_t LEVEL_LINK = <size_t>(<char*>&_level.next_free - <char*>&_level)
 cdef size_t BLOCK_LINK = <size_t>(<char*>&_block.next_free - <char*>&_block)
@@ -191,6 +194,31 @@ cdef inline void free_order(State* st, int32_t oi) noexcept nogil:
     st.orders[oi].order_id = 0
     st.orders[oi].next = st.orders_free
     st.orders_free = oi
+
+
+cdef inline int grow_parents(State* st) noexcept nogil:
+    return grow_pool(<void**>&st.parents, &st.parents_cap, &st.parents_free, sizeof(Parent),
+                     PARENT_LINK, 16)
+
+
+cdef inline int32_t alloc_parent(State* st) noexcept nogil:
+    # the caller has made sure one is free (grow_parents)
+    cdef int32_t ps = st.parents_free
+    st.parents_free = st.parents[ps].next_free
+    return ps
+
+
+cdef inline void free_parent(State* st, int32_t ps) noexcept nogil:
+    map_del(&st.parent_map, st.parents[ps].order_id)
+    st.parents[ps].order_id = 0
+    st.parents[ps].next_free = st.parents_free
+    st.parents_free = ps
+    st.n_parents -= 1
+
+
+cdef inline int64_t book_key(uint16_t venue, uint32_t instrument) noexcept nogil:
+    # the book map's key: venue 0 (the command's "primary") is the instrument id alone
+    return (<int64_t>venue << 32) | instrument
 
 
 cdef inline int grow_levels(State* st) noexcept nogil:
@@ -449,15 +477,20 @@ cdef void reject(State* st, const Command* c, uint16_t reason) noexcept nogil:
     e.price = c.price
     e.qty = c.qty
     e.reason = reason
-    if c.cmd == CMD_NEW:
+    e.venue = c.venue
+    if c.cmd == CMD_NEW or c.cmd == CMD_ROUTE:
         record_command(st, c, ST_REJECTED)
 
 
 cdef inline void order_event(State* st, const Command* c, uint8_t type, const Order* o,
-                             int64_t qty, int64_t leaves, uint16_t reason) noexcept nogil:
+                             int64_t qty, int64_t leaves, uint16_t reason,
+                             int64_t parent_id) noexcept nogil:
+    # an event about one order; its `book` field names the venue (set even before it rests)
     cdef Event* e = emit(st, c, type)
     if e == NULL:
         return
+    e.venue = st.books[o.book].venue
+    e.parent_id = parent_id
     e.order_id = o.order_id
     e.instrument = o.instrument
     e.account = o.account
@@ -469,6 +502,11 @@ cdef inline void order_event(State* st, const Command* c, uint8_t type, const Or
 
 
 cdef inline void record(State* st, const Order* o, uint8_t status) noexcept nogil:
+    record_at(st, o, status, st.books[o.book].venue)
+
+
+cdef inline void record_at(State* st, const Order* o, uint8_t status,
+                           uint16_t venue) noexcept nogil:
     cdef Finished* h
     if st.hist_cap == 0:
         return
@@ -485,6 +523,7 @@ cdef inline void record(State* st, const Order* o, uint8_t status) noexcept nogi
     h.ord_type = o.ord_type
     h.tif = o.tif
     h.status = status
+    h.venue = venue
 
 
 cdef void record_command(State* st, const Command* c, uint8_t status) noexcept nogil:
@@ -496,11 +535,11 @@ cdef void record_command(State* st, const Command* c, uint8_t status) noexcept n
     tmp.qty = c.qty
     tmp.instrument = c.instrument
     tmp.account = c.account
-    tmp.flags = c.flags
+    tmp.flags = c.flags | (FLAG_PARENT if c.cmd == CMD_ROUTE else 0)
     tmp.side = c.side
     tmp.ord_type = c.ord_type
     tmp.tif = c.tif
-    record(st, &tmp, status)
+    record_at(st, &tmp, status, c.venue)
 
 
 cdef void instrument_event(State* st, const Command* c, const Book* bk) noexcept nogil:
@@ -511,6 +550,7 @@ cdef void instrument_event(State* st, const Command* c, const Book* bk) noexcept
     e.order_id = c.order_id
     e.account = c.account
     e.instrument = bk.instrument
+    e.venue = bk.venue
     e.reason = bk.trading_state
     e.price = bk.min_qty
     e.qty = bk.max_qty
@@ -527,6 +567,89 @@ cdef void risk_event(State* st, const Command* c, uint16_t reason) noexcept nogi
     e.reason = reason
     e.price = c.price
     e.qty = c.qty
+
+
+# -- parents (docs/ROUTING.md, "Parent events") ------------------------------------------------
+
+cdef inline Event* parent_event(State* st, const Command* c, uint8_t type,
+                                const Parent* P) noexcept nogil:
+    cdef Event* e = emit(st, c, type)
+    if e == NULL:
+        return NULL
+    e.order_id = P.order_id
+    e.instrument = P.instrument
+    e.account = P.account
+    e.side = P.side
+    e.venue = P.venue
+    e.price = P.price
+    e.leaves = P.qty - P.filled - P.cancelled
+    return e
+
+
+cdef void parent_fill(State* st, const Command* c, int32_t ps, int64_t child_id,
+                      uint16_t venue, int64_t price, int64_t qty, int64_t fee,
+                      uint32_t other_account) noexcept nogil:
+    # one fill of a child rolls up to its parent: PARENT_FILL
+    cdef Parent* P = &st.parents[ps]
+    cdef Event* e
+    P.filled += qty
+    P.value = sat(<i128>P.value + <i128>price * qty)
+    P.fees = sat(<i128>P.fees + fee)
+    P.status = ST_PARTIALLY_FILLED
+    e = parent_event(st, c, EV_PARENT_FILL, P)
+    if e == NULL:
+        return
+    e.other_id = child_id
+    e.price = price
+    e.qty = qty
+    e.other_leaves = P.filled
+    e.fee = fee
+    e.other_fee = P.fees
+    e.other_account = other_account
+    e.venue = venue
+
+
+cdef void parent_cancel(State* st, const Command* c, int32_t ps, int64_t qty,
+                        uint16_t cause) noexcept nogil:
+    # part of a parent's quantity is cancelled: CANCELLED for the parent
+    cdef Parent* P = &st.parents[ps]
+    cdef Event* e
+    P.cancelled += qty
+    e = parent_event(st, c, EV_CANCELLED, P)
+    if e != NULL:
+        e.qty = qty
+        e.reason = cause
+
+
+cdef void parent_done(State* st, const Command* c, int32_t ps) noexcept nogil:
+    # a parent ends: PARENT_DONE, its record in the history, its slot freed
+    cdef Parent* P = &st.parents[ps]
+    cdef Event* e
+    cdef Finished* h
+    P.status = ST_FILLED if P.cancelled == 0 else ST_CANCELLED
+    e = parent_event(st, c, EV_PARENT_DONE, P)
+    if e != NULL:
+        e.qty = P.qty
+        e.leaves = 0
+        e.other_leaves = P.filled
+        e.other_fee = P.fees
+        e.reason = P.status
+    if st.hist_cap != 0:
+        h = &st.hist[st.hist_n % st.hist_cap]
+        st.hist_n += 1
+        h.order_id = P.order_id
+        h.price = P.price
+        h.qty = P.qty
+        h.filled = P.filled
+        h.instrument = P.instrument
+        h.account = P.account
+        h.flags = P.flags
+        h.side = P.side
+        h.ord_type = P.ord_type
+        h.tif = P.tif
+        h.status = P.status
+        h.venue = P.venue
+    free_parent(st, ps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,16 +747,22 @@ cdef bint fok_fillable(State* st, int32_t b, uint8_t side, bint market, int64_t 
 
 
 cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uint32_t account,
-                   uint8_t side, bint market, int64_t limit, int64_t leaves) noexcept nogil:
+                   uint8_t side, bint market, int64_t limit, int64_t leaves, int32_t tps,
+                   int64_t extra) noexcept nogil:
     # trade `leaves` against the opposite side, best level first, oldest order first;
-    # returns what is left. Allocates no orders, so Order pointers stay valid here.
+    # returns what is left. `tps` is the taker's parent slot (a router's child) or -1; `extra`
+    # is added to the taker's reported leaves (a child's quantity beyond this step). Allocates
+    # no orders, so Order pointers stay valid here.
     cdef Book* bk = &st.books[b]
     cdef BookSide* s = opp_side(bk, side)
-    cdef int32_t li, oi, nxt
+    cdef int32_t li, oi, nxt, mps
     cdef Level* lvl
     cdef Order* o
-    cdef int64_t fill, maker_open
+    cdef int64_t fill, maker_open, tfee, mfee, tppm, mppm, k
+    cdef int64_t parent_id = st.parents[tps].order_id if tps >= 0 else 0
+    cdef i128 n = 0
     cdef Event* e
+    cdef bint fees
     while leaves > 0 and s.nb > 0:
         li = side_best(st, s)
         lvl = &st.levels[li]
@@ -647,21 +776,48 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
             leaves -= fill
             o.filled += fill
             lvl.total -= fill
+            # fees (docs/ROUTING.md): the venue's, plus the instrument's risk fee
+            tppm = bk.taker_ppm
+            mppm = bk.maker_ppm
+            k = bk.k
+            if st.risk != NULL:
+                tppm += st.risk.inst[bk.ix].fee_ppm
+                mppm += st.risk.inst[bk.ix].fee_ppm
+                k = st.risk.inst[bk.ix].k
+            fees = tppm != 0 or mppm != 0
+            tfee = 0
+            mfee = 0
+            if fees or st.risk != NULL:
+                n = notional(o.price, fill, k)
+                if fees:
+                    tfee = sat(signed_fee(n, tppm))
+                    mfee = sat(signed_fee(n, mppm))
             e = emit(st, c, EV_TRADE)
             if e != NULL:
                 e.order_id = taker_id
                 e.other_id = o.order_id
                 e.price = o.price
                 e.qty = fill
-                e.leaves = leaves
+                e.leaves = leaves + extra
                 e.other_leaves = maker_open - fill
+                e.fee = tfee
+                e.other_fee = mfee
+                e.parent_id = parent_id
                 e.instrument = bk.instrument
                 e.account = account
                 e.other_account = o.account
+                e.venue = bk.venue
                 e.side = side
             if st.risk != NULL:
-                risk_fill(st.risk, b, st.risk_ta, side, o.account, o.price, fill,
-                          o.filled == o.qty)
+                risk_fill(st.risk, bk.ix, st.risk_ta, side, o.account, o.price, fill,
+                          o.filled == o.qty, n, tfee, mfee)
+            if tps >= 0:
+                parent_fill(st, c, tps, taker_id, bk.venue, o.price, fill, tfee, o.account)
+            mps = -1
+            if o.flags & FLAG_CHILD:
+                # a resting child filled passively: its parent rolls up (and ends with it)
+                mps = map_get(&st.child_map, o.order_id)
+                parent_fill(st, c, mps, o.order_id, bk.venue, o.price, fill, mfee, account)
             nxt = o.next
             if o.filled == o.qty:
                 record(st, o, ST_FILLED)
@@ -671,6 +827,11 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
                 else:
                     lvl.tail = -1
                 lvl.count -= 1
+                if mps >= 0:
+                    map_del(&st.child_map, o.order_id)
+                    st.parents[mps].child = -1
+                    st.parents[mps].child_id = 0
+                    parent_done(st, c, mps)
                 drop_order(st, oi)
             oi = nxt
         if lvl.count == 0:
@@ -697,6 +858,15 @@ cdef inline int reserve_for_rest(State* st, int32_t b, uint8_t side) noexcept no
     return 0
 
 
+cdef uint16_t book_miss(State* st, const Command* c) noexcept nogil:
+    # why (c.venue, c.instrument) names no book (docs/ROUTING.md, "Direct orders")
+    if c.venue != 0 and map_get(&st.venue_map, c.venue) < 0:
+        return R_UNKNOWN_VENUE
+    if map_get(&st.book_map, c.instrument) < 0:
+        return R_UNKNOWN_INSTRUMENT
+    return R_VENUE_NOT_LISTED
+
+
 cdef int do_new(State* st, const Command* c) noexcept nogil:
     cdef int32_t b, oi, ra = -1
     cdef Book* bk
@@ -709,9 +879,9 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     if c.order_id <= 0:
         reject(st, c, R_INVALID_ORDER_ID)
         return 0
-    b = map_get(&st.book_map, c.instrument)
+    b = map_get(&st.book_map, book_key(c.venue, c.instrument))
     if b < 0:
-        reject(st, c, R_UNKNOWN_INSTRUMENT)
+        reject(st, c, book_miss(st, c))
         return 0
     bk = &st.books[b]
     if bk.trading_state != TS_OPEN:
@@ -743,7 +913,12 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     if not market and c.price <= 0:
         reject(st, c, R_INVALID_PRICE)
         return 0
-    if map_get(&st.order_map, c.order_id) >= 0:
+    if (bk.tick != 1 and not market and c.price % bk.tick != 0) or (
+            bk.lot != 1 and c.qty % bk.lot != 0):
+        reject(st, c, R_OFF_VENUE_GRID)
+        return 0
+    if map_get(&st.order_map, c.order_id) >= 0 or (
+            st.parent_map.size != 0 and map_get(&st.parent_map, c.order_id) >= 0):
         reject(st, c, R_DUPLICATE_ORDER_ID)
         return 0
     if st.risk != NULL:
@@ -752,7 +927,7 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
         if ra < 0:
             reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
             return 0
-        reason = risk_check_new(st.risk, ra, b, c.side, market, c.tif == TIF_GTC and not market,
+        reason = risk_check_new(st.risk, ra, bk.ix, c.side, market, c.tif == TIF_GTC and not market,
                                 c.price, c.qty, c.ts_ns, &limit)
         if reason:
             reject(st, c, reason)
@@ -777,34 +952,35 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     tmp.price = price
     tmp.qty = c.qty
     tmp.filled = 0
+    tmp.book = b
     tmp.account = c.account
     tmp.instrument = c.instrument
     tmp.flags = c.flags
     tmp.side = c.side
     tmp.ord_type = c.ord_type
     tmp.tif = c.tif
-    order_event(st, c, EV_ACCEPTED, &tmp, c.qty, c.qty, 0)
+    order_event(st, c, EV_ACCEPTED, &tmp, c.qty, c.qty, 0, 0)
 
     # a protected market order (risk on) matches as a limit at its protection price
     if c.tif == TIF_FOK and not fok_fillable(st, b, c.side, market and not protected, limit,
                                              c.qty):
-        order_event(st, c, EV_CANCELLED, &tmp, c.qty, 0, CAUSE_FOK_UNFILLABLE)
+        order_event(st, c, EV_CANCELLED, &tmp, c.qty, 0, CAUSE_FOK_UNFILLABLE, 0)
         record(st, &tmp, ST_CANCELLED)
         return 0
 
     leaves = match(st, b, c, c.order_id, c.account, c.side, market and not protected, limit,
-                   c.qty)
+                   c.qty, -1, 0)
     tmp.filled = c.qty - leaves
     if leaves == 0:
         record(st, &tmp, ST_FILLED)
     elif market:
-        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_MARKET_REMAINDER)
+        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_MARKET_REMAINDER, 0)
         record(st, &tmp, ST_CANCELLED)
     elif c.tif != TIF_GTC:
-        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_IOC_REMAINDER)
+        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_IOC_REMAINDER, 0)
         record(st, &tmp, ST_CANCELLED)
     elif level_would_overflow(st, b, c.side, price, leaves):
-        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_LEVEL_QUANTITY_LIMIT)
+        order_event(st, c, EV_CANCELLED, &tmp, leaves, 0, CAUSE_LEVEL_QUANTITY_LIMIT, 0)
         record(st, &tmp, ST_CANCELLED)
     else:
         oi = alloc_order(st)          # reserved above: cannot fail
@@ -814,7 +990,7 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
         map_put(&st.order_map, c.order_id, oi)
         st.n_live += 1
         if ra >= 0:
-            risk_rest(st.risk, ra, b, c.side, price, leaves)
+            risk_rest(st.risk, ra, bk.ix, c.side, price, leaves)
     return 0
 
 
@@ -829,35 +1005,124 @@ cdef void cancel_order(State* st, const Command* c, int32_t oi, uint16_t cause) 
     # a resting order leaves the book: CANCELLED event, history, level, index, pool. CANCEL and
     # MASS_CANCEL share this one copy (so the helpers it inlines are not copied again)
     cdef Order* o = &st.orders[oi]
+    cdef int32_t ps = -1
+    cdef int64_t open_qty = o.qty - o.filled
     if st.risk != NULL:
-        risk_leave(st.risk, o.account, o.book, o.side, o.price, o.qty - o.filled)
-    order_event(st, c, EV_CANCELLED, o, o.qty - o.filled, 0, cause)
+        risk_leave(st.risk, o.account, st.books[o.book].ix, o.side, o.price, open_qty)
+    if o.flags & FLAG_CHILD:
+        ps = map_get(&st.child_map, o.order_id)
+        order_event(st, c, EV_CANCELLED, o, open_qty, 0, cause, st.parents[ps].order_id)
+        map_del(&st.child_map, o.order_id)
+    else:
+        order_event(st, c, EV_CANCELLED, o, open_qty, 0, cause, 0)
     record(st, o, ST_CANCELLED)
     unlink_order(st, oi)
     drop_order(st, oi)
+    if ps >= 0:
+        # its parent ends with it (docs/ROUTING.md, "Lifecycle")
+        st.parents[ps].child = -1
+        st.parents[ps].child_id = 0
+        parent_cancel(st, c, ps, open_qty, cause)
+        parent_done(st, c, ps)
+
+
+cdef inline int32_t owned_parent(State* st, const Command* c) noexcept nogil:
+    # the slot of this account's live parent c.order_id, or -1
+    cdef int32_t ps
+    if st.parent_map.size == 0:
+        return -1
+    ps = map_get(&st.parent_map, c.order_id)
+    if ps < 0 or st.parents[ps].account != c.account:
+        return -1
+    return ps
 
 
 cdef int do_cancel(State* st, const Command* c) noexcept nogil:
     cdef int32_t oi = owned_order(st, c)
+    cdef int32_t ps
     if oi < 0:
-        reject(st, c, R_UNKNOWN_ORDER)
+        ps = owned_parent(st, c)
+        if ps < 0:
+            reject(st, c, R_UNKNOWN_ORDER)
+            return 0
+        oi = st.parents[ps].child      # a live parent has its resting child
+    elif st.orders[oi].flags & FLAG_CHILD:
+        reject(st, c, R_CHILD_ORDER)
         return 0
     cancel_order(st, c, oi, CAUSE_USER)
     return 0
 
 
+cdef int replace_parent(State* st, const Command* c, int32_t ps) noexcept nogil:
+    # REPLACE of a live parent: only a lower quantity at its own price, taken off its resting
+    # child, which keeps its place (docs/ROUTING.md, "Lifecycle")
+    cdef Parent* P = &st.parents[ps]
+    cdef int32_t oi = P.child, ra = -1
+    cdef Order* o = &st.orders[oi]
+    cdef Book* bk = &st.books[o.book]
+    cdef int64_t new_qty
+    cdef uint16_t reason
+    cdef Event* e
+    if bk.trading_state != TS_OPEN:
+        reject(st, c, R_INSTRUMENT_HALTED)
+        return 0
+    if c.qty <= 0:
+        reject(st, c, R_INVALID_QUANTITY)
+        return 0
+    if c.price <= 0:
+        reject(st, c, R_INVALID_PRICE)
+        return 0
+    if c.price != P.price or c.qty > P.qty:
+        reject(st, c, R_PARENT_REPLACE)
+        return 0
+    if c.qty <= P.filled + P.cancelled:
+        reject(st, c, R_REPLACE_QTY_NOT_ABOVE_FILLED)
+        return 0
+    new_qty = o.qty - (P.qty - c.qty)
+    if bk.lot != 1 and new_qty % bk.lot != 0:
+        reject(st, c, R_OFF_VENUE_GRID)
+        return 0
+    if st.risk != NULL:
+        ra = risk_account(st.risk, o.account)
+        if ra < 0:
+            reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
+            return 0
+        reason = risk_check_replace(st.risk, ra, bk.ix, o.side, o.price, o.qty - o.filled,
+                                    o.price, new_qty, new_qty - o.filled, c.ts_ns)
+        if reason:
+            reject(st, c, reason)
+            return 0
+        risk_accept(st.risk, ra, c.ts_ns)
+        risk_leave(st.risk, o.account, bk.ix, o.side, o.price, o.qty - o.filled)
+        risk_rest(st.risk, ra, bk.ix, o.side, o.price, new_qty - o.filled)
+    st.levels[o.level].total -= o.qty - new_qty
+    o.qty = new_qty
+    order_event(st, c, EV_REPLACED, o, new_qty, new_qty - o.filled, 0, P.order_id)
+    P.qty = c.qty
+    e = parent_event(st, c, EV_REPLACED, P)
+    if e != NULL:
+        e.qty = c.qty
+    return 0
+
+
 cdef int do_replace(State* st, const Command* c) noexcept nogil:
     cdef int32_t oi = owned_order(st, c)
-    cdef int32_t b, ra = -1
+    cdef int32_t b, ps, ra = -1
     cdef Order* o
     cdef Book* bk
     cdef BookSide* opp
     cdef int64_t leaves
     cdef uint16_t reason
     if oi < 0:
+        ps = owned_parent(st, c)
+        if ps >= 0:
+            return replace_parent(st, c, ps)
         reject(st, c, R_UNKNOWN_ORDER)
         return 0
     o = &st.orders[oi]
+    if o.flags & FLAG_CHILD:
+        reject(st, c, R_CHILD_ORDER)
+        return 0
     b = o.book
     bk = &st.books[b]
     if bk.trading_state != TS_OPEN:
@@ -878,13 +1143,16 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     if c.qty <= o.filled:
         reject(st, c, R_REPLACE_QTY_NOT_ABOVE_FILLED)
         return 0
+    if (bk.tick != 1 and c.price % bk.tick != 0) or (bk.lot != 1 and c.qty % bk.lot != 0):
+        reject(st, c, R_OFF_VENUE_GRID)
+        return 0
     if st.risk != NULL:
         # checks 3..10 on the change the replace makes (docs/RISK.md, "Replaces")
         ra = risk_account(st.risk, o.account)
         if ra < 0:
             reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
             return 0
-        reason = risk_check_replace(st.risk, ra, b, o.side, o.price, o.qty - o.filled, c.price,
+        reason = risk_check_replace(st.risk, ra, bk.ix, o.side, o.price, o.qty - o.filled, c.price,
                                     c.qty, c.qty - o.filled, c.ts_ns)
         if reason:
             reject(st, c, reason)
@@ -899,11 +1167,11 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
         # a decrease (or no change) at the same price keeps its place in the queue
         if ra >= 0:
             risk_accept(st.risk, ra, c.ts_ns)
-            risk_leave(st.risk, o.account, b, o.side, o.price, o.qty - o.filled)
-            risk_rest(st.risk, ra, b, o.side, o.price, c.qty - o.filled)
+            risk_leave(st.risk, o.account, bk.ix, o.side, o.price, o.qty - o.filled)
+            risk_rest(st.risk, ra, bk.ix, o.side, o.price, c.qty - o.filled)
         st.levels[o.level].total -= o.qty - c.qty
         o.qty = c.qty
-        order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0)
+        order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0, 0)
         return 0
 
     # it may need a new level; reserve before touching anything
@@ -914,62 +1182,88 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
     o = &st.orders[oi]
     if ra >= 0:
         risk_accept(st.risk, ra, c.ts_ns)
-        risk_leave(st.risk, o.account, b, o.side, o.price, o.qty - o.filled)
+        risk_leave(st.risk, o.account, bk.ix, o.side, o.price, o.qty - o.filled)
         st.risk_ta = ra
     unlink_order(st, oi)
     o.price = c.price
     o.qty = c.qty
-    order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0)
-    leaves = match(st, b, c, o.order_id, o.account, o.side, False, c.price, c.qty - o.filled)
+    order_event(st, c, EV_REPLACED, o, c.qty, c.qty - o.filled, 0, 0)
+    leaves = match(st, b, c, o.order_id, o.account, o.side, False, c.price, c.qty - o.filled,
+                   -1, 0)
     o.filled = c.qty - leaves
     if leaves == 0:
         record(st, o, ST_FILLED)
         drop_order(st, oi)
     elif level_would_overflow(st, b, o.side, o.price, leaves):
-        order_event(st, c, EV_CANCELLED, o, leaves, 0, CAUSE_LEVEL_QUANTITY_LIMIT)
+        order_event(st, c, EV_CANCELLED, o, leaves, 0, CAUSE_LEVEL_QUANTITY_LIMIT, 0)
         record(st, o, ST_CANCELLED)
         drop_order(st, oi)
     else:
         rest_order(st, b, oi)
         if ra >= 0:
-            risk_rest(st.risk, ra, b, o.side, o.price, leaves)
+            risk_rest(st.risk, ra, bk.ix, o.side, o.price, leaves)
     return 0
 
 
 # -- admin commands ----------------------------------------------------------------------------
 
+cdef inline bint book_covered(const Book* bk, const Command* c, bint any_instrument) noexcept nogil:
+    # does an admin command with this instrument (unless any) and venue (0: all) cover the book?
+    return (any_instrument or bk.instrument == c.instrument) and (
+        c.venue == 0 or bk.venue == c.venue)
+
+
+cdef uint16_t admin_books(State* st, const Command* c) noexcept nogil:
+    # the reject reason if (c.venue, c.instrument) names nothing for an admin command, else 0
+    if c.venue != 0 and map_get(&st.venue_map, c.venue) < 0:
+        return R_UNKNOWN_VENUE
+    if map_get(&st.book_map, c.instrument) < 0:
+        return R_UNKNOWN_INSTRUMENT
+    if c.venue != 0 and map_get(&st.book_map, book_key(c.venue, c.instrument)) < 0:
+        return R_VENUE_NOT_LISTED
+    return 0
+
+
 cdef int do_mass_cancel(State* st, const Command* c) noexcept nogil:
     # Cancel every resting order that matches (account unless ALL_ACCOUNTS, instrument unless 0,
-    # side unless 0).
-    cdef int32_t first = 0, last = st.n_books
+    # venue unless 0, side unless 0).
+    cdef uint16_t reason
     if c.instrument != 0:
-        first = map_get(&st.book_map, c.instrument)
-        if first < 0:
-            reject(st, c, R_UNKNOWN_INSTRUMENT)
+        reason = admin_books(st, c)
+        if reason:
+            reject(st, c, reason)
             return 0
-        last = first + 1
+    elif c.venue != 0 and map_get(&st.venue_map, c.venue) < 0:
+        reject(st, c, R_UNKNOWN_VENUE)
+        return 0
     if c.side > SIDE_SELL:
         reject(st, c, R_INVALID_SIDE)
         return 0
     if c.flags & ~MASS_CANCEL_FLAGS_KNOWN:
         reject(st, c, R_INVALID_INSTRUCTIONS)
         return 0
-    cancel_where(st, c, first, last, c.side, (c.flags & FLAG_ALL_ACCOUNTS) != 0,
-                 CAUSE_MASS_CANCEL)
+    cancel_where(st, c, c.instrument == 0, c.venue, c.side,
+                 (c.flags & FLAG_ALL_ACCOUNTS) != 0, CAUSE_MASS_CANCEL)
     return 0
 
 
-cdef void cancel_where(State* st, const Command* c, int32_t first, int32_t last, uint8_t only,
-                       bint all_accounts, uint16_t cause) noexcept nogil:
-    # Cancel the resting orders of books first..last-1 on side `only` (0: both) of c.account
-    # (of everyone with all_accounts): books in registration order, bids best first then asks
-    # best first, each level in queue order. O(resting orders of the books scanned).
+cdef void cancel_where(State* st, const Command* c, bint any_instrument, uint16_t venue,
+                       uint8_t only, bint all_accounts, uint16_t cause) noexcept nogil:
+    # Cancel the resting orders of the books the command covers (book_covered; the KILL_SWITCH
+    # passes any_instrument and venue 0: every book) on side `only` (0: both) of c.account (of
+    # everyone with all_accounts): books in registration order, bids best first then asks best
+    # first, each level in queue order. O(resting orders of the books scanned).
     cdef int32_t b, j, p, oi, nxt
     cdef uint8_t side
     cdef BookSide* s
     cdef Block* blk
     cdef Order* o
-    for b in range(first, last):
+    cdef Book* bk
+    for b in range(st.n_books):
+        bk = &st.books[b]
+        if not (any_instrument or bk.instrument == c.instrument) or (
+                venue != 0 and bk.venue != venue):
+            continue
         for side in range(SIDE_BUY, SIDE_SELL + 1):
             if only != 0 and only != side:
                 continue
@@ -994,28 +1288,35 @@ cdef void cancel_where(State* st, const Command* c, int32_t first, int32_t last,
 
 
 cdef int do_trading_state(State* st, const Command* c, uint8_t state) noexcept nogil:
-    # HALT / RESUME: set the instrument's trading state (again, if it already is) and report it
-    cdef int32_t b = map_get(&st.book_map, c.instrument)
-    if b < 0:
-        reject(st, c, R_UNKNOWN_INSTRUMENT)
+    # HALT / RESUME: set the trading state of the books it covers (every book of the
+    # instrument, or one venue's) and report each
+    cdef int32_t b
+    cdef uint16_t reason = admin_books(st, c)
+    if reason:
+        reject(st, c, reason)
         return 0
-    st.books[b].trading_state = state
-    instrument_event(st, c, &st.books[b])
+    for b in range(st.n_books):
+        if book_covered(&st.books[b], c, False):
+            st.books[b].trading_state = state
+            instrument_event(st, c, &st.books[b])
     return 0
 
 
 cdef int do_set_limits(State* st, const Command* c) noexcept nogil:
     # SET_LIMITS: price = the new min_qty, qty = the new max_qty; resting orders keep theirs
-    cdef int32_t b = map_get(&st.book_map, c.instrument)
-    if b < 0:
-        reject(st, c, R_UNKNOWN_INSTRUMENT)
+    cdef int32_t b
+    cdef uint16_t reason = admin_books(st, c)
+    if reason:
+        reject(st, c, reason)
         return 0
     if c.price < 1 or c.qty < c.price:
         reject(st, c, R_INVALID_QUANTITY)
         return 0
-    st.books[b].min_qty = c.price
-    st.books[b].max_qty = c.qty
-    instrument_event(st, c, &st.books[b])
+    for b in range(st.n_books):
+        if book_covered(&st.books[b], c, False):
+            st.books[b].min_qty = c.price
+            st.books[b].max_qty = c.qty
+            instrument_event(st, c, &st.books[b])
     return 0
 
 
@@ -1032,6 +1333,8 @@ cdef int do_risk_admin(State* st, const Command* c) noexcept nogil:
         reject(st, c, R_INVALID_INSTRUCTIONS)
         return 0
     b = map_get(&st.book_map, c.instrument)
+    if b >= 0:
+        b = st.books[b].ix               # the risk tables count instruments, not books
     if c.cmd == CMD_SET_RISK:
         reason = risk_set(st.risk, c.ord_type, c.account, c.instrument, b, c.qty, c.price,
                           c.ts_ns)
@@ -1046,13 +1349,343 @@ cdef int do_risk_admin(State* st, const Command* c) noexcept nogil:
             return 0
         risk_event(st, c, c.side)
         if c.side != KILL_ACTIVE:
-            cancel_where(st, c, 0, st.n_books, 0, everyone, CAUSE_KILL_SWITCH)
+            cancel_where(st, c, True, 0, 0, everyone, CAUSE_KILL_SWITCH)
     else:
         reason = risk_restrict(st.risk, c.account, everyone, b, c.side)
         if reason:
             reject(st, c, reason)
             return 0
         risk_event(st, c, c.side)
+    return 0
+
+
+# -- smart order routing (docs/ROUTING.md) -------------------------------------------------------
+
+cdef inline bint better_price(uint8_t side, int64_t p1, int64_t fee1, int64_t p2,
+                              int64_t fee2) noexcept nogil:
+    # is p1 with taker fee fee1 a strictly better fee-adjusted price than p2 with fee2?
+    if side == SIDE_BUY:
+        return <i128>p1 * (1000000 + fee1) < <i128>p2 * (1000000 + fee2)
+    return <i128>p1 * (1000000 - fee1) > <i128>p2 * (1000000 - fee2)
+
+
+cdef inline int32_t cursor_level(State* st, const RouteBook* R, uint8_t side) noexcept nogil:
+    # the level under a routing cursor on the side opposite `side`
+    cdef BookSide* s = opp_side(&st.books[R.book], side)
+    return st.blk[s.blocks[R.j]].levels[R.p]
+
+
+cdef inline void cursor_next(State* st, RouteBook* R, uint8_t side) noexcept nogil:
+    # the next level outward from the best; done past the last
+    cdef BookSide* s = opp_side(&st.books[R.book], side)
+    R.p -= 1
+    if R.p < 0:
+        R.j -= 1
+        if R.j < 0:
+            R.done = 1
+        else:
+            R.p = st.blk[s.blocks[R.j]].n - 1
+
+
+cdef int route_plan(State* st, int32_t head, uint8_t side, bint unlimited, int64_t limit,
+                    int64_t qty, int32_t* n_rb, int32_t* n_steps,
+                    int64_t* left) noexcept nogil:
+    # The plan of a sweep (docs/ROUTING.md, "What a valid ROUTE produces", 2) into st.rb and
+    # st.steps. Reads the books, changes nothing; -1 if the scratch cannot grow.
+    cdef int32_t b = head, i, best, nrb = 0, ns = 0, cap
+    cdef RouteBook* R
+    cdef Book* bk
+    cdef BookSide* s
+    cdef Level* lvl
+    cdef void* p
+    cdef int64_t rem = qty, q, price, best_price = 0, best_fee = 0
+    while b >= 0:
+        if nrb == st.rb_cap:
+            cap = st.rb_cap * 2 + 8
+            p = realloc(st.rb, <size_t>cap * sizeof(RouteBook))
+            if p == NULL:
+                return -1
+            st.rb = <RouteBook*>p
+            st.rb_cap = cap
+        R = &st.rb[nrb]
+        memset(R, 0, sizeof(RouteBook))
+        R.book = b
+        R.first = -1
+        s = opp_side(&st.books[b], side)
+        R.j = s.nb - 1
+        if R.j >= 0:
+            R.p = st.blk[s.blocks[R.j]].n - 1
+        R.done = st.books[b].trading_state != TS_OPEN or R.j < 0
+        nrb += 1
+        b = st.books[b].route_next
+    while rem > 0:
+        best = -1
+        for i in range(nrb):
+            R = &st.rb[i]
+            if R.done:
+                continue
+            bk = &st.books[R.book]
+            if rem < bk.lot:
+                R.done = 1
+                continue
+            price = st.levels[cursor_level(st, R, side)].price
+            if not unlimited and not crosses(side, limit, price):
+                R.done = 1
+                continue
+            if best < 0 or better_price(side, price, bk.taker_ppm, best_price, best_fee):
+                best = i
+                best_price = price
+                best_fee = bk.taker_ppm
+        if best < 0:
+            break
+        R = &st.rb[best]
+        bk = &st.books[R.book]
+        lvl = &st.levels[cursor_level(st, R, side)]
+        q = rem - rem % bk.lot if bk.lot != 1 else rem
+        if lvl.total < q:
+            q = lvl.total
+        if ns == st.steps_cap:
+            cap = st.steps_cap * 2 + 64
+            p = realloc(st.steps, <size_t>cap * sizeof(Step))
+            if p == NULL:
+                return -1
+            st.steps = <Step*>p
+            st.steps_cap = cap
+        st.steps[ns].price = lvl.price
+        st.steps[ns].qty = q
+        st.steps[ns].rb = best
+        if R.first < 0:
+            R.first = ns
+        ns += 1
+        R.planned += q
+        R.last_price = lvl.price
+        rem -= q
+        cursor_next(st, R, side)
+    n_rb[0] = nrb
+    n_steps[0] = ns
+    left[0] = rem
+    return 0
+
+
+cdef inline void child_order(State* st, const Command* c, const RouteBook* R, Order* o,
+                             uint8_t tif, int64_t price, int64_t qty) noexcept nogil:
+    # a child's record as the router places it
+    memset(o, 0, sizeof(Order))
+    o.order_id = R.child_id
+    o.price = price
+    o.qty = qty
+    o.book = R.book
+    o.account = c.account
+    o.instrument = c.instrument
+    o.flags = FLAG_CHILD | (FLAG_POST_ONLY if tif == TIF_GTC else 0)
+    o.side = c.side
+    o.ord_type = ORD_LIMIT
+    o.tif = tif
+
+
+cdef int do_route(State* st, const Command* c) noexcept nogil:
+    cdef int32_t b0, b, head, pb = -1, ps, ra = -1, i, nrb = 0, ns = 0, oi
+    cdef Book* bk
+    cdef Parent* P
+    cdef RouteBook* R
+    cdef RouteBook post_rb
+    cdef Step* stp
+    cdef Order tmp
+    cdef Order* o
+    cdef bint market, post, any_open = False
+    cdef int64_t limit = 0, rem, odd, rest, best_fee = 0
+    cdef uint16_t reason
+    cdef Event* e
+    # checks 1..18, in order
+    if c.order_id <= 0:
+        reject(st, c, R_INVALID_ORDER_ID)
+        return 0
+    if c.venue != 0 and map_get(&st.venue_map, c.venue) < 0:
+        reject(st, c, R_UNKNOWN_VENUE)
+        return 0
+    b0 = map_get(&st.book_map, c.instrument)
+    if b0 < 0:
+        reject(st, c, R_UNKNOWN_INSTRUMENT)
+        return 0
+    head = st.books[b0].route_head
+    if head < 0:
+        reject(st, c, R_NO_ROUTABLE_VENUE)
+        return 0
+    if c.venue != 0:
+        pb = map_get(&st.book_map, book_key(c.venue, c.instrument))
+        if pb < 0:
+            reject(st, c, R_VENUE_NOT_LISTED)
+            return 0
+    if c.side != SIDE_BUY and c.side != SIDE_SELL:
+        reject(st, c, R_INVALID_SIDE)
+        return 0
+    if c.ord_type != ORD_LIMIT and c.ord_type != ORD_MARKET:
+        reject(st, c, R_INVALID_ORDER_TYPE)
+        return 0
+    if c.tif != TIF_GTC and c.tif != TIF_IOC and c.tif != TIF_FOK:
+        reject(st, c, R_INVALID_TIME_IN_FORCE)
+        return 0
+    if c.flags & ~ROUTE_FLAGS_KNOWN:
+        reject(st, c, R_INVALID_INSTRUCTIONS)
+        return 0
+    post = (c.flags & FLAG_POST_REMAINDER) != 0
+    market = c.ord_type == ORD_MARKET
+    if (post and (market or c.tif != TIF_GTC)) or (
+            not post and (c.tif == TIF_GTC or c.venue != 0)):
+        reject(st, c, R_INVALID_STRATEGY)
+        return 0
+    if c.qty <= 0:
+        reject(st, c, R_INVALID_QUANTITY)
+        return 0
+    if c.qty < st.books[b0].min_qty:
+        reject(st, c, R_QUANTITY_BELOW_MIN)
+        return 0
+    if c.qty > st.books[b0].max_qty:
+        reject(st, c, R_QUANTITY_ABOVE_MAX)
+        return 0
+    if not market and c.price <= 0:
+        reject(st, c, R_INVALID_PRICE)
+        return 0
+    b = head
+    while b >= 0:
+        if st.books[b].trading_state == TS_OPEN:
+            any_open = True
+        b = st.books[b].route_next
+    if not any_open or (pb >= 0 and st.books[pb].trading_state != TS_OPEN):
+        reject(st, c, R_INSTRUMENT_HALTED)
+        return 0
+    if post:
+        if pb >= 0:
+            if c.price % st.books[pb].tick != 0:
+                reject(st, c, R_OFF_VENUE_GRID)
+                return 0
+        else:
+            # the open book with the lowest maker fee (then routing order) whose grid fits
+            b = head
+            while b >= 0:
+                bk = &st.books[b]
+                if bk.trading_state == TS_OPEN and c.price % bk.tick == 0 and (
+                        pb < 0 or bk.maker_ppm < best_fee):
+                    pb = b
+                    best_fee = bk.maker_ppm
+                b = bk.route_next
+            if pb < 0:
+                reject(st, c, R_OFF_VENUE_GRID)
+                return 0
+    if map_get(&st.order_map, c.order_id) >= 0 or (
+            st.parent_map.size != 0 and map_get(&st.parent_map, c.order_id) >= 0):
+        reject(st, c, R_DUPLICATE_ORDER_ID)
+        return 0
+    if st.risk != NULL:
+        ra = risk_account(st.risk, c.account)
+        if ra < 0:
+            reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
+            return 0
+        reason = risk_check_new(st.risk, ra, st.books[b0].ix, c.side, market, post, c.price,
+                                c.qty, c.ts_ns, &limit)
+        if reason:
+            reject(st, c, reason)
+            return 0
+    if not market:
+        limit = c.price
+
+    # the plan, and everything the command may allocate, before anything changes
+    if route_plan(st, head, c.side, market and ra < 0, limit, c.qty, &nrb, &ns, &rem) != 0:
+        return -1
+    if st.parents_free == -1 and grow_parents(st) != 0:
+        return -1
+    if map_reserve_one(&st.parent_map) != 0:
+        return -1
+    if post and (reserve_for_rest(st, pb, c.side) != 0 or map_reserve_one(&st.child_map) != 0):
+        return -1
+    if ra >= 0:
+        risk_accept(st.risk, ra, c.ts_ns)
+        st.risk_ta = ra
+
+    # 1. the parent
+    ps = alloc_parent(st)
+    P = &st.parents[ps]
+    memset(P, 0, sizeof(Parent))
+    P.order_id = c.order_id
+    P.price = 0 if market else c.price
+    P.qty = c.qty
+    P.instrument = c.instrument
+    P.account = c.account
+    P.flags = FLAG_PARENT | c.flags
+    P.venue = st.books[pb].venue if post else 0
+    P.side = c.side
+    P.ord_type = c.ord_type
+    P.tif = c.tif
+    P.status = ST_NEW
+    P.child = -1
+    map_put(&st.parent_map, c.order_id, ps)
+    st.n_parents += 1
+    e = parent_event(st, c, EV_ACCEPTED, P)
+    if e != NULL:
+        e.qty = c.qty
+
+    # 3. FOK: all of it or nothing
+    if c.tif == TIF_FOK and rem > 0:
+        parent_cancel(st, c, ps, c.qty, CAUSE_FOK_UNFILLABLE)
+        parent_done(st, c, ps)
+        return 0
+
+    # 4. the children, in the order the plan first uses their books
+    for i in range(ns):
+        R = &st.rb[st.steps[i].rb]
+        if R.first == i:
+            st.child_seq += 1
+            R.child_id = -st.child_seq
+            child_order(st, c, R, &tmp, TIF_IOC, R.last_price, R.planned)
+            order_event(st, c, EV_ACCEPTED, &tmp, R.planned, R.planned, 0, c.order_id)
+
+    # 5. the sweep, step by step
+    for i in range(ns):
+        stp = &st.steps[i]
+        R = &st.rb[stp.rb]
+        R.filled += stp.qty
+        match(st, R.book, c, R.child_id, c.account, c.side, False, stp.price, stp.qty, ps,
+              R.planned - R.filled)
+        if R.filled == R.planned:
+            child_order(st, c, R, &tmp, TIF_IOC, R.last_price, R.planned)
+            tmp.filled = R.planned
+            record(st, &tmp, ST_FILLED)
+
+    # 6. what is left
+    P = &st.parents[ps]
+    if not post:
+        if rem > 0:
+            parent_cancel(st, c, ps, rem,
+                          CAUSE_MARKET_REMAINDER if market else CAUSE_IOC_REMAINDER)
+        parent_done(st, c, ps)
+        return 0
+    bk = &st.books[pb]
+    odd = rem % bk.lot if bk.lot != 1 else 0
+    if odd > 0:
+        parent_cancel(st, c, ps, odd, CAUSE_ODD_LOT)
+    rest = rem - odd
+    if rest > 0 and level_would_overflow(st, pb, c.side, c.price, rest):
+        parent_cancel(st, c, ps, rest, CAUSE_LEVEL_QUANTITY_LIMIT)
+        rest = 0
+    if rest == 0:
+        parent_done(st, c, ps)
+        return 0
+    st.child_seq += 1
+    memset(&post_rb, 0, sizeof(RouteBook))
+    post_rb.book = pb
+    post_rb.child_id = -st.child_seq
+    oi = alloc_order(st)              # reserved above: cannot fail
+    o = &st.orders[oi]
+    child_order(st, c, &post_rb, o, TIF_GTC, c.price, rest)
+    order_event(st, c, EV_ACCEPTED, o, rest, rest, 0, c.order_id)
+    rest_order(st, pb, oi)            # reserved above: cannot fail
+    map_put(&st.order_map, o.order_id, oi)
+    map_put(&st.child_map, o.order_id, ps)
+    st.n_live += 1
+    P.child = oi
+    P.child_id = o.order_id
+    if ra >= 0:
+        risk_rest(st.risk, ra, bk.ix, c.side, c.price, rest)
     return 0
 
 
@@ -1073,6 +1706,8 @@ cdef int process_one(State* st, const Command* c) noexcept nogil:
         return do_set_limits(st, c)
     if c.cmd == CMD_SET_RISK or c.cmd == CMD_KILL_SWITCH or c.cmd == CMD_RESTRICT:
         return do_risk_admin(st, c)
+    if c.cmd == CMD_ROUTE:
+        return do_route(st, c)
     reject(st, c, R_UNKNOWN_COMMAND)
     return 0
 
@@ -1108,7 +1743,7 @@ cdef enum:
     EXPORT_LANES = 32    # level queues export_orders walks side by side
 
 
-cdef inline void export_order(const Order* o, Finished* f) noexcept nogil:
+cdef inline void export_order(const Order* o, Finished* f, uint16_t venue) noexcept nogil:
     f.order_id = o.order_id
     f.price = o.price
     f.qty = o.qty
@@ -1120,8 +1755,7 @@ cdef inline void export_order(const Order* o, Finished* f) noexcept nogil:
     f.ord_type = o.ord_type
     f.tif = o.tif
     f.status = ST_NEW if o.filled == 0 else ST_PARTIALLY_FILLED
-    f._pad[0] = 0
-    f._pad[1] = 0
+    f.venue = venue
 
 
 cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil:
@@ -1180,7 +1814,7 @@ cdef Py_ssize_t export_orders(State* st, Finished* out) noexcept nogil:
             if oi == -1:
                 continue
             o = &st.orders[oi]
-            export_order(o, &out[pos[lane]])
+            export_order(o, &out[pos[lane]], st.books[o.book].venue)
             pos[lane] += 1
             oi = o.next
             if oi == -1:
@@ -1216,10 +1850,11 @@ cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books, Id
     for i in range(n):
         bad[0] = i
         f = &o[i]
-        b = map_get(books, f.instrument)
+        b = map_get(books, book_key(f.venue, f.instrument))
         if b < 0:
             return LS_INSTRUMENT
-        if f.order_id <= 0:
+        # a router's child has a negative id (docs/ROUTING.md), every other order a positive one
+        if f.order_id == 0 or (f.order_id < 0) != ((f.flags & FLAG_CHILD) != 0):
             return LS_ORDER_ID
         if f.side != SIDE_BUY and f.side != SIDE_SELL:
             return LS_SIDE
@@ -1228,7 +1863,7 @@ cdef int validate_orders(const Finished* o, Py_ssize_t n, const IdMap* books, Id
             return LS_ORD_TYPE
         if f.tif != TIF_GTC:
             return LS_TIF
-        if f.flags & ~FLAGS_KNOWN:
+        if f.flags & ~(FLAGS_KNOWN | FLAG_CHILD):
             return LS_FLAGS
         if f.price <= 0:
             return LS_PRICE
@@ -1304,9 +1939,9 @@ cdef void load_orders(State* st, const Finished* o, Py_ssize_t n) noexcept nogil
     while start < n:
         end = start + 1
         while end < n and o[end].instrument == o[start].instrument and \
-                o[end].side == o[start].side:
+                o[end].venue == o[start].venue and o[end].side == o[start].side:
             end += 1
-        b = map_get(&st.book_map, o[start].instrument)
+        b = map_get(&st.book_map, book_key(o[start].venue, o[start].instrument))
         hi = end
         while hi > start:
             run = hi - 1
@@ -1331,7 +1966,7 @@ cdef inline void _check(int rc, State* st) except *:
 
 
 _STATE_KEYS = ("instruments", "orders", "history", "history_total")
-_OPTIONAL_STATE_KEYS = ("risk",)   # absent or None: risk off
+_OPTIONAL_STATE_KEYS = ("risk", "parents", "children")   # risk absent or None: risk off
 
 
 def _state_array(state, str key, dtype):
@@ -1371,6 +2006,47 @@ def _order_problem(int err, orders, Py_ssize_t i, Py_ssize_t other):
     return f"orders[{i}] (order id {o['order_id']}): {what}"
 
 
+def _check_parents(parents, children, orders):
+    """The live parents of a state against its orders (docs/ROUTING.md, "Lifecycle"):
+    ValueError naming the first parent that is wrong."""
+    if children < 0:
+        raise ValueError(f"children must be >= 0, got {children}")
+    child_rows = np.flatnonzero(orders["flags"] & FLAG_CHILD)
+    if child_rows.size and int(-orders["order_id"][child_rows].min()) > children:
+        raise ValueError(f"children ({children}) is below a child's id")
+    by_id = {int(orders["order_id"][i]): int(i) for i in child_rows}
+    ids = set()
+    positive = set(orders["order_id"][orders["order_id"] > 0].tolist())
+    for i, p in enumerate(parents):
+        what = f"parents[{i}] (order id {int(p['order_id'])})"
+        pid = int(p["order_id"])
+        if pid <= 0 or pid in ids or pid in positive:
+            raise ValueError(f"{what}: the id must be > 0 and unique among orders and parents")
+        ids.add(pid)
+        if int(p["flags"]) != FLAG_PARENT | FLAG_POST_REMAINDER or p["ord_type"] != ORD_LIMIT \
+                or p["tif"] != TIF_GTC or p["side"] not in (SIDE_BUY, SIDE_SELL) \
+                or p["price"] <= 0:
+            raise ValueError(f"{what}: a live parent is a sweep_post LIMIT GTC buy or sell")
+        qty, filled, cancelled = int(p["qty"]), int(p["filled"]), int(p["cancelled"])
+        if not (qty > 0 and filled >= 0 and cancelled >= 0 and filled + cancelled < qty):
+            raise ValueError(f"{what}: needs qty > filled + cancelled >= 0")
+        if p["status"] != (ST_NEW if filled == 0 else ST_PARTIALLY_FILLED) or p["value"] < 0:
+            raise ValueError(f"{what}: status or value does not match its fills")
+        j = by_id.pop(int(p["child_id"]), None)
+        if j is None:
+            raise ValueError(f"{what}: its child {int(p['child_id'])} is not a resting child "
+                             "order of the state (or has another parent)")
+        o = orders[j]
+        if (int(o["account"]), int(o["instrument"]), int(o["side"]), int(o["price"]),
+                int(o["venue"]), int(o["flags"])) != (
+                int(p["account"]), int(p["instrument"]), int(p["side"]), int(p["price"]),
+                int(p["venue"]), FLAG_CHILD | FLAG_POST_ONLY) or \
+                int(o["qty"]) - int(o["filled"]) != qty - filled - cancelled:
+            raise ValueError(f"{what}: its child order {int(o['order_id'])} does not match it")
+    if by_id:
+        raise ValueError(f"child order {next(iter(by_id))} has no parent in the state")
+
+
 cdef class Core:
     """One engine: many instruments, one price-time (FIFO) book each, int64 ticks and lots.
 
@@ -1406,8 +2082,11 @@ cdef class Core:
             raise ValueError("initial_orders must be >= 1")
         self.history = history
         if map_init(&self.st.order_map, <size_t>initial_orders * 2) != 0 or \
-                map_init(&self.st.book_map, 16) != 0:
+                map_init(&self.st.book_map, 16) != 0 or map_init(&self.st.venue_map, 16) != 0 \
+                or map_init(&self.st.parent_map, 16) != 0 or \
+                map_init(&self.st.child_map, 16) != 0:
             raise MemoryError()
+        self.st.parents_free = -1
         while self.st.orders_cap < initial_orders:
             if grow_orders(&self.st) != 0:
                 raise MemoryError()
@@ -1435,51 +2114,161 @@ cdef class Core:
         free(self.st.hist)
         map_free(&self.st.order_map)
         map_free(&self.st.book_map)
+        map_free(&self.st.venue_map)
+        map_free(&self.st.parent_map)
+        map_free(&self.st.child_map)
+        free(self.st.venues)
+        free(self.st.parents)
+        free(self.st.rb)
+        free(self.st.steps)
         risk_free(self.st.risk)
 
-    def add_instrument(self, instrument_id, min_qty=1, max_qty=INT64_MAX):
-        """Register an instrument (an id in 0..2**32-1) with its quantity bounds in lots."""
+    def add_venue(self, venue, maker_fee=0, taker_fee=0, priority=0):
+        """Register a venue (an id in 1..65535): its maker and taker fees in millionths of the
+        notional (-10**6..10**6; negative: a rebate) and its routing priority (lower first;
+        ties by id). docs/ROUTING.md, "Venues and books"."""
+        self._enter()
+        cdef Venue* p
+        cdef Venue* v
+        if not 1 <= venue <= 0xFFFF:
+            raise ValueError(f"venue id {venue!r} is outside 1..65535")
+        for name, fee in (("maker_fee", maker_fee), ("taker_fee", taker_fee)):
+            if not -MAX_FEE <= fee <= MAX_FEE:
+                raise ValueError(f"{name} {fee!r} is outside -{MAX_FEE}..{MAX_FEE}")
+        if not -0x80000000 <= priority <= 0x7FFFFFFF:
+            raise ValueError(f"priority {priority!r} is outside the int32 range")
+        if map_get(&self.st.venue_map, venue) >= 0:
+            raise ValueError(f"venue {venue} is already registered")
+        if map_reserve_one(&self.st.venue_map) != 0:
+            raise MemoryError()
+        p = <Venue*>realloc(self.st.venues, <size_t>(self.st.n_venues + 1) * sizeof(Venue))
+        if p == NULL:
+            raise MemoryError()
+        self.st.venues = p
+        v = &p[self.st.n_venues]
+        memset(v, 0, sizeof(Venue))
+        v.venue = venue
+        v.maker_ppm = maker_fee
+        v.taker_ppm = taker_fee
+        v.priority = priority
+        map_put(&self.st.venue_map, venue, self.st.n_venues)
+        self.st.n_venues += 1
+
+    def venues(self):
+        """``[(venue, maker_fee, taker_fee, priority), ...]``, ascending ids."""
+        return sorted((self.st.venues[i].venue, self.st.venues[i].maker_ppm,
+                       self.st.venues[i].taker_ppm, self.st.venues[i].priority)
+                      for i in range(self.st.n_venues))
+
+    def add_instrument(self, instrument_id, min_qty=1, max_qty=INT64_MAX, venue=0, tick=1,
+                       lot=1, k=1):
+        """Register a book: an instrument (an id in 0..2**32-1) on a venue (0: the default
+        venue, an engine without venues), with its quantity bounds in lots, the venue's tick
+        and lot (multiples of the instrument's) and ``k``, the instrument's cash units per
+        tick x lot (for fees with risk off). The first book of an instrument is its primary.
+        docs/ROUTING.md, "Venues and books"."""
         self._enter()
         cdef Book* p
         cdef Book* bk
+        cdef Venue* v = NULL
+        cdef int32_t b0, b, prev, nb = self.st.n_books, vi
         if not 0 <= instrument_id <= 0xFFFFFFFF:
             raise ValueError(f"instrument id {instrument_id!r} is outside 0..2**32-1")
         if min_qty < 1:
             raise ValueError(f"min_qty must be >= 1, got {min_qty!r}")
         if max_qty < min_qty or max_qty > INT64_MAX:
             raise ValueError(f"max_qty must be in min_qty..2**63-1, got {max_qty!r}")
+        for name, value in (("tick", tick), ("lot", lot), ("k", k)):
+            if not 1 <= value <= INT64_MAX:
+                raise ValueError(f"{name} must be in 1..2**63-1, got {value!r}")
+        if not 0 <= venue <= 0xFFFF:
+            raise ValueError(f"venue id {venue!r} is outside 0..65535")
         if self.st.risk != NULL:
             raise ValueError("instruments are registered before enable_risk(): the risk tables"
                              " list the core's instruments")
-        if map_get(&self.st.book_map, instrument_id) >= 0:
-            raise ValueError(f"instrument {instrument_id} is already registered")
+        if venue != 0:
+            vi = map_get(&self.st.venue_map, venue)
+            if vi < 0:
+                raise ValueError(f"venue {venue} is not registered (add_venue)")
+            v = &self.st.venues[vi]
+        b0 = map_get(&self.st.book_map, instrument_id)
+        if b0 >= 0:
+            if self.st.books[b0].venue == 0 or venue == 0:
+                raise ValueError(f"instrument {instrument_id} is already registered" + (
+                    "" if self.st.books[b0].venue == venue else
+                    ": an instrument has one default-venue book or books on venues, not both"))
+            if map_get(&self.st.book_map, book_key(venue, instrument_id)) >= 0:
+                raise ValueError(f"instrument {instrument_id} is already listed on venue {venue}")
+            if self.st.books[b0].k != k:
+                raise ValueError(f"instrument {instrument_id}: k {k} differs from its first"
+                                 f" registration's {self.st.books[b0].k}")
         if self.st.n_books == self.st.books_cap:
             p = <Book*>realloc(self.st.books, <size_t>(self.st.books_cap * 2 + 4) * sizeof(Book))
             if p == NULL:
                 raise MemoryError()
             self.st.books = p
             self.st.books_cap = self.st.books_cap * 2 + 4
-        if map_reserve_one(&self.st.book_map) != 0:
+        if map_reserve_one(&self.st.book_map) != 0 or map_reserve_one(&self.st.book_map) != 0:
             raise MemoryError()
-        bk = &self.st.books[self.st.n_books]
+        bk = &self.st.books[nb]
         memset(bk, 0, sizeof(Book))
         bk.instrument = instrument_id
+        bk.venue = venue
         bk.trading_state = TS_OPEN
         bk.min_qty = min_qty
         bk.max_qty = max_qty
-        map_put(&self.st.book_map, instrument_id, self.st.n_books)
+        bk.tick = tick
+        bk.lot = lot
+        bk.k = k
+        bk.route_head = -1
+        bk.route_next = -1
+        if v != NULL:
+            bk.maker_ppm = v.maker_ppm
+            bk.taker_ppm = v.taker_ppm
+            bk.priority = v.priority
+        if b0 < 0:
+            bk.ix = self.st.n_inst
+            self.st.n_inst += 1
+            map_put(&self.st.book_map, instrument_id, nb)   # the primary book
+        else:
+            bk.ix = self.st.books[b0].ix
+        if venue != 0:
+            map_put(&self.st.book_map, book_key(venue, instrument_id), nb)
+            # into the instrument's routing list: priority, then venue id
+            head = self.st.books[b0].route_head if b0 >= 0 else -1
+            prev = -1
+            b = head
+            while b >= 0 and (self.st.books[b].priority, self.st.books[b].venue) < (
+                    bk.priority, bk.venue):
+                prev = b
+                b = self.st.books[b].route_next
+            bk.route_next = b
+            if prev < 0:
+                head = nb
+            else:
+                self.st.books[prev].route_next = nb
+            for b in range(nb + 1):
+                if self.st.books[b].instrument == instrument_id:
+                    self.st.books[b].route_head = head
         self.st.n_books += 1
 
     def instruments(self):
         """The registered instrument ids, ascending."""
-        return sorted(self.st.books[i].instrument for i in range(self.st.n_books))
+        return sorted({self.st.books[i].instrument for i in range(self.st.n_books)})
+
+    def books(self):
+        """``[(venue, instrument, tick, lot), ...]``: every book, in registration order."""
+        return [(self.st.books[i].venue, self.st.books[i].instrument, self.st.books[i].tick,
+                 self.st.books[i].lot) for i in range(self.st.n_books)]
 
     # -- COMMANDS (per-call API) --------------------------------------------------------------
 
     def submit(self, int64_t order_id, uint32_t instrument, uint8_t side, int64_t price,
                int64_t qty, uint32_t account=0, uint8_t ord_type=ORD_LIMIT,
-               uint8_t tif=TIF_GTC, uint16_t flags=0, int64_t seq=0, int64_t ts_ns=0):
-        """New order. Returns the number of events appended. Runtime: O(log levels + fills)."""
+               uint8_t tif=TIF_GTC, uint16_t flags=0, int64_t seq=0, int64_t ts_ns=0,
+               uint16_t venue=0):
+        """New order (on ``venue``'s book; 0: the instrument's primary). Returns the number of
+        events appended. Runtime: O(log levels + fills)."""
         cdef Command c
         cdef size_t before = self.st.n_ev
         c.seq = seq
@@ -1494,7 +2283,36 @@ cdef class Core:
         c.ord_type = ord_type
         c.tif = tif
         c.flags = flags
-        c._pad = 0
+        c.venue = venue
+        self._enter()
+        _check(process_one(&self.st, &c), &self.st)
+        return self.st.n_ev - before
+
+    def route(self, int64_t order_id, uint32_t instrument, uint8_t side, int64_t price,
+              int64_t qty, uint32_t account=0, uint8_t ord_type=ORD_LIMIT, tif=None,
+              strategy=1, uint16_t venue=0, int64_t seq=0, int64_t ts_ns=0):
+        """ROUTE: a parent order swept across the venues listing the instrument
+        (docs/ROUTING.md). ``strategy`` 1 = sweep, 2 = sweep_post (``Strategy``); ``tif``
+        None: IOC for sweep, GTC for sweep_post; ``venue``: sweep_post's post venue (0: the
+        best maker fee). Returns the number of events appended."""
+        cdef Command c
+        cdef size_t before = self.st.n_ev
+        if strategy not in (1, 2):
+            raise ValueError(f"strategy must be 1 (sweep) or 2 (sweep_post), got {strategy!r}")
+        memset(&c, 0, sizeof(Command))
+        c.seq = seq
+        c.ts_ns = ts_ns
+        c.order_id = order_id
+        c.price = price
+        c.qty = qty
+        c.instrument = instrument
+        c.account = account
+        c.cmd = CMD_ROUTE
+        c.side = side
+        c.ord_type = ord_type
+        c.tif = (TIF_IOC if strategy == 1 else TIF_GTC) if tif is None else tif
+        c.flags = FLAG_POST_REMAINDER if strategy == 2 else 0
+        c.venue = venue
         self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return self.st.n_ev - before
@@ -1510,7 +2328,8 @@ cdef class Core:
 
     cdef int _command(self, uint8_t cmd, int64_t order_id, uint32_t instrument,
                       uint32_t account, uint8_t side, uint16_t flags, int64_t price, int64_t qty,
-                      int64_t seq, int64_t ts_ns, uint8_t ord_type=0) except -1:
+                      int64_t seq, int64_t ts_ns, uint8_t ord_type=0,
+                      uint16_t venue=0) except -1:
         """One command through the shared path: cancel, replace and the admin commands."""
         cdef Command c
         cdef size_t before = self.st.n_ev
@@ -1526,6 +2345,7 @@ cdef class Core:
         c.side = side
         c.flags = flags
         c.ord_type = ord_type
+        c.venue = venue
         self._enter()
         _check(process_one(&self.st, &c), &self.st)
         return <int>(self.st.n_ev - before)
@@ -1534,28 +2354,34 @@ cdef class Core:
 
     def mass_cancel(self, uint32_t account=0, uint32_t instrument=0, uint8_t side=0,
                     bint all_accounts=False, int64_t order_id=0, int64_t seq=0,
-                    int64_t ts_ns=0):
+                    int64_t ts_ns=0, uint16_t venue=0):
         """Cancel every resting order of ``account`` (of every account with ``all_accounts``)
-        on ``instrument`` (0: every instrument) and ``side`` (0: both). Returns the number of
-        events appended. O(resting orders of the instruments scanned)."""
+        on ``instrument`` (0: every instrument), ``venue`` (0: every venue) and ``side`` (0:
+        both). Returns the number of events appended. O(resting orders of the books scanned)."""
         return self._command(CMD_MASS_CANCEL, order_id, instrument, account, side,
-                           FLAG_ALL_ACCOUNTS if all_accounts else 0, 0, 0, seq, ts_ns)
+                             FLAG_ALL_ACCOUNTS if all_accounts else 0, 0, 0, seq, ts_ns, 0,
+                             venue)
 
-    def halt(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
-        """Halt an instrument: NEW and REPLACE are rejected until ``resume``. Returns the
-        number of events appended (one INSTRUMENT_STATE, or one REJECTED). O(1)."""
-        return self._command(CMD_HALT, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
+    def halt(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0,
+             uint16_t venue=0):
+        """Halt an instrument on ``venue`` (0: every venue): NEW and REPLACE are rejected until
+        ``resume``. Returns the number of events appended (one INSTRUMENT_STATE per book, or
+        one REJECTED)."""
+        return self._command(CMD_HALT, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns, 0, venue)
 
-    def resume(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
-        """Open a halted instrument again. Returns the number of events appended. O(1)."""
-        return self._command(CMD_RESUME, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns)
+    def resume(self, uint32_t instrument, uint32_t account=0, int64_t seq=0, int64_t ts_ns=0,
+               uint16_t venue=0):
+        """Open a halted instrument again (on ``venue``, 0: every venue). Returns the number
+        of events appended."""
+        return self._command(CMD_RESUME, 0, instrument, account, 0, 0, 0, 0, seq, ts_ns, 0,
+                             venue)
 
     def set_limits(self, uint32_t instrument, int64_t min_qty, int64_t max_qty,
-                   uint32_t account=0, int64_t seq=0, int64_t ts_ns=0):
-        """New quantity bounds (lots) for NEW and REPLACE on an instrument; resting orders are
-        not touched. Returns the number of events appended. O(1)."""
+                   uint32_t account=0, int64_t seq=0, int64_t ts_ns=0, uint16_t venue=0):
+        """New quantity bounds (lots) for NEW and REPLACE on an instrument (on ``venue``, 0:
+        every venue); resting orders are not touched. Returns the number of events appended."""
         return self._command(CMD_SET_LIMITS, 0, instrument, account, 0, 0, min_qty, max_qty,
-                           seq, ts_ns)
+                             seq, ts_ns, 0, venue)
 
     # -- RISK (docs/RISK.md) -------------------------------------------------------------------
 
@@ -1668,14 +2494,33 @@ cdef class Core:
 
     # -- QUERIES ------------------------------------------------------------------------------
 
-    cdef Book* _book(self, instrument) except NULL:
-        cdef int32_t b = -1
+    cdef int32_t _book_index(self, instrument, venue) except -2:
+        # the book of (venue, instrument), 0 = the primary; -1 if none
         self._enter()
-        if 0 <= instrument <= 0xFFFFFFFF:
-            b = map_get(&self.st.book_map, instrument)
+        if not (0 <= instrument <= 0xFFFFFFFF and 0 <= venue <= 0xFFFF):
+            return -1
+        return map_get(&self.st.book_map, book_key(venue, instrument))
+
+    cdef Book* _book(self, instrument, venue=0) except NULL:
+        cdef int32_t b = self._book_index(instrument, venue)
+        if b < 0:
+            raise KeyError(f"unknown instrument {instrument!r}" if venue == 0 else
+                           f"no book for instrument {instrument!r} on venue {venue!r}")
+        return &self.st.books[b]
+
+    cdef list _instrument_books(self, instrument):
+        # the books of an instrument: the default venue's, else in routing order
+        cdef int32_t b = self._book_index(instrument, 0)
         if b < 0:
             raise KeyError(f"unknown instrument {instrument!r}")
-        return &self.st.books[b]
+        if self.st.books[b].route_head < 0:
+            return [b]
+        out = []
+        b = self.st.books[b].route_head
+        while b >= 0:
+            out.append(b)
+            b = self.st.books[b].route_next
+        return out
 
     cdef object _best(self, BookSide* s):
         cdef int32_t li = side_best(&self.st, s)
@@ -1698,13 +2543,48 @@ cdef class Core:
             j -= 1
         return out
 
-    def best_bid(self, instrument):
-        """(price, open qty) of the best bid, or None. O(1)."""
-        return self._best(&self._book(instrument).bids)
+    def best_bid(self, instrument, venue=0):
+        """(price, open qty) of the best bid (of ``venue``'s book; 0: the primary), or None."""
+        return self._best(&self._book(instrument, venue).bids)
 
-    def best_ask(self, instrument):
-        """(price, open qty) of the best ask, or None. O(1)."""
-        return self._best(&self._book(instrument).asks)
+    def best_ask(self, instrument, venue=0):
+        """(price, open qty) of the best ask (of ``venue``'s book; 0: the primary), or None."""
+        return self._best(&self._book(instrument, venue).asks)
+
+    def consolidated_bbo(self, instrument):
+        """``{"bid": b, "ask": a}`` over every book of the instrument: each None or
+        ``(price, ((venue, open qty), ...))``, the books at the best price in routing order."""
+        out = {}
+        for name, side in (("bid", SIDE_BUY), ("ask", SIDE_SELL)):
+            best = None
+            at = []
+            for b in self._instrument_books(instrument):
+                top = self._best(own_side(&self.st.books[<int32_t>b], side))
+                if top is None:
+                    continue
+                if best is None or (top[0] > best if side == SIDE_BUY else top[0] < best):
+                    best = top[0]
+                    at = []
+                if top[0] == best:
+                    at.append((self.st.books[<int32_t>b].venue, top[1]))
+            out[name] = None if best is None else (best, tuple(at))
+        return out
+
+    def consolidated_depth(self, instrument, n=10):
+        """(bids, asks): up to n levels each, best first, merged over every book of the
+        instrument, as (price, open qty, ((venue, open qty), ...)), books in routing order."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        sides = []
+        for side in (SIDE_BUY, SIDE_SELL):
+            merged = {}
+            for b in self._instrument_books(instrument):
+                for price, total, _ in self._levels(own_side(&self.st.books[<int32_t>b], side),
+                                                    n):
+                    merged.setdefault(price, []).append((self.st.books[<int32_t>b].venue, total))
+            prices = sorted(merged, reverse=side == SIDE_BUY)[:n]
+            sides.append([(p, sum(q for _, q in merged[p]), tuple(merged[p])) for p in prices])
+        return sides[0], sides[1]
 
     cdef list _levels(self, BookSide* s, Py_ssize_t n):
         cdef list out = []
@@ -1714,16 +2594,17 @@ cdef class Core:
                         self.st.levels[li].count))
         return out
 
-    def depth(self, instrument, n=10):
-        """(bids, asks): up to n levels each, best first, as (price, open qty, order count)."""
-        cdef Book* bk = self._book(instrument)
+    def depth(self, instrument, n=10, venue=0):
+        """(bids, asks): up to n levels each, best first, as (price, open qty, order count),
+        of ``venue``'s book (0: the primary)."""
+        cdef Book* bk = self._book(instrument, venue)
         if n < 0:
             raise ValueError("n must be >= 0")
         return self._levels(&bk.bids, n), self._levels(&bk.asks, n)
 
-    def level_orders(self, instrument, side, price):
+    def level_orders(self, instrument, side, price, venue=0):
         """[(order_id, open qty), ...] at one price level, in queue (time) order."""
-        cdef Book* bk = self._book(instrument)
+        cdef Book* bk = self._book(instrument, venue)
         cdef BookSide* s
         cdef int64_t key
         cdef int32_t j, p, li, oi
@@ -1750,13 +2631,28 @@ cdef class Core:
         cdef int32_t oi = map_get(&self.st.order_map, order_id)
         cdef Order* o
         cdef Finished* h
+        cdef Parent* P
         cdef size_t k, n
+        cdef int32_t ps
         if oi >= 0:
             o = &self.st.orders[oi]
-            return dict(order_id=o.order_id, instrument=o.instrument, account=o.account,
-                        side=o.side, ord_type=o.ord_type, tif=o.tif, flags=o.flags,
-                        price=o.price, qty=o.qty, filled=o.filled, leaves=o.qty - o.filled,
-                        status=ST_NEW if o.filled == 0 else ST_PARTIALLY_FILLED)
+            out = dict(order_id=o.order_id, instrument=o.instrument, account=o.account,
+                       side=o.side, ord_type=o.ord_type, tif=o.tif, flags=o.flags,
+                       price=o.price, qty=o.qty, filled=o.filled, leaves=o.qty - o.filled,
+                       status=ST_NEW if o.filled == 0 else ST_PARTIALLY_FILLED,
+                       venue=self.st.books[o.book].venue)
+            if o.flags & FLAG_CHILD:
+                out["parent_id"] = self.st.parents[
+                    map_get(&self.st.child_map, o.order_id)].order_id
+            return out
+        ps = map_get(&self.st.parent_map, order_id) if self.st.n_parents else -1
+        if ps >= 0:
+            P = &self.st.parents[ps]
+            return dict(order_id=P.order_id, instrument=P.instrument, account=P.account,
+                        side=P.side, ord_type=P.ord_type, tif=P.tif, flags=P.flags,
+                        price=P.price, qty=P.qty, filled=P.filled,
+                        leaves=P.qty - P.filled - P.cancelled, status=P.status, venue=P.venue,
+                        cancelled=P.cancelled, value=P.value, fees=P.fees, child_id=P.child_id)
         n = min(self.st.hist_n - self.st.hist_lo, self.st.hist_cap)
         for k in range(n):
             h = &self.st.hist[(self.st.hist_n - 1 - k) % self.st.hist_cap]
@@ -1764,7 +2660,7 @@ cdef class Core:
                 return dict(order_id=h.order_id, instrument=h.instrument, account=h.account,
                             side=h.side, ord_type=h.ord_type, tif=h.tif, flags=h.flags,
                             price=h.price, qty=h.qty, filled=h.filled, leaves=0,
-                            status=h.status)
+                            status=h.status, venue=h.venue)
         return None
 
     @property
@@ -1772,13 +2668,11 @@ cdef class Core:
         """The number of resting orders in all books."""
         return self.st.n_live
 
-    def instrument_state(self, instrument):
-        """``{trading_state, min_qty, max_qty}`` of a registered instrument, else None. O(1)."""
-        self._enter()
-        cdef int32_t b = -1
+    def instrument_state(self, instrument, venue=0):
+        """``{trading_state, min_qty, max_qty}`` of a registered instrument's book on ``venue``
+        (0: the primary), else None. O(1)."""
+        cdef int32_t b = self._book_index(instrument, venue)
         cdef Book* bk
-        if 0 <= instrument <= 0xFFFFFFFF:
-            b = map_get(&self.st.book_map, instrument)
         if b < 0:
             return None
         bk = &self.st.books[b]
@@ -1807,6 +2701,7 @@ cdef class Core:
         cdef Py_ssize_t n = 0
         insts = np.zeros(self.st.n_books, dtype=INSTRUMENT_STATE_DTYPE)
         insts["instrument"] = [self.st.books[b].instrument for b in range(self.st.n_books)]
+        insts["venue"] = [self.st.books[b].venue for b in range(self.st.n_books)]
         insts["trading_state"] = [self.st.books[b].trading_state for b in range(self.st.n_books)]
         insts["min_qty"] = [self.st.books[b].min_qty for b in range(self.st.n_books)]
         insts["max_qty"] = [self.st.books[b].max_qty for b in range(self.st.n_books)]
@@ -1828,7 +2723,22 @@ cdef class Core:
             raise AssertionError(f"exported {n} orders, {self.st.n_live} are live")
         return {"instruments": insts, "orders": orders, "history": hist,
                 "risk": None if self.st.risk == NULL else risk_to_tables(self.st.risk),
-                "history_total": int(self.st.hist_n)}
+                "history_total": int(self.st.hist_n), "parents": self._parents(),
+                "children": int(self.st.child_seq)}
+
+    cdef _parents(self):
+        # the live parents as PARENT_STATE_DTYPE, ascending id
+        cdef int32_t ps
+        cdef Parent* P
+        rows = []
+        for ps in range(self.st.parents_cap):
+            P = &self.st.parents[ps]
+            if P.order_id != 0:
+                rows.append((P.order_id, P.price, P.qty, P.filled, P.cancelled, P.value, P.fees,
+                             P.child_id, P.instrument, P.account, P.flags, P.venue, P.side,
+                             P.ord_type, P.tif, P.status))
+        rows.sort()
+        return np.array(rows, dtype=PARENT_STATE_DTYPE)
 
     def load_state(self, state):
         """Take a state from ``export_state()`` into this fresh core, which then answers and
@@ -1882,6 +2792,12 @@ cdef class Core:
         n = orders.shape[0]
         nh = hist.shape[0]
         n_inst = self.st.n_books
+        parents = _state_array(state, "parents", PARENT_STATE_DTYPE) if state.get(
+            "parents") is not None else np.zeros(0, PARENT_STATE_DTYPE)
+        children = state.get("children", 0)
+        if isinstance(children, (bool, np.bool_)) or not isinstance(children, (int, np.integer)):
+            raise TypeError(f"children must be an int, got {type(children).__name__}")
+        children = int(children)
         # -- the core must be fresh --
         if self.st.n_live or self.st.n_ev or self.st.hist_n:
             raise ValueError("load_state() needs a fresh core: this one has live orders, "
@@ -1889,17 +2805,26 @@ cdef class Core:
         if not 0 <= len(insts) <= MAX_POOL:
             raise ValueError(f"too many instruments: {len(insts)}")
         ids_list = insts["instrument"].tolist()
+        venue_list = insts["venue"].tolist()
         states = insts["trading_state"].tolist()
         mins = insts["min_qty"].tolist()
         maxs = insts["max_qty"].tolist()
-        if n_inst and [self.st.books[b].instrument for b in range(n_inst)] != ids_list:
-            raise ValueError("load_state() needs a fresh core: this one has instruments "
-                             "registered that are not the state's (same ids in the same order)")
+        if n_inst and [(self.st.books[b].instrument, self.st.books[b].venue)
+                       for b in range(n_inst)] != list(zip(ids_list, venue_list)):
+            raise ValueError("load_state() needs a fresh core: this one has books registered "
+                             "that are not the state's (same instruments and venues in the "
+                             "same order)")
+        if not n_inst and any(venue_list):
+            raise ValueError("the state has books on venues: register the venues and books "
+                             "first (add_venue, add_instrument), as the journal's manifest does")
         # -- instruments: the rules of add_instrument --
         seen = set()
+        inst_ids = []        # distinct instruments, in registration order (the risk tables')
         for i in range(len(insts)):
-            if ids_list[i] in seen:
+            if not n_inst and ids_list[i] in seen:
                 raise ValueError(f"instruments[{i}]: instrument {ids_list[i]} appears twice")
+            if ids_list[i] not in seen:
+                inst_ids.append(ids_list[i])
             seen.add(ids_list[i])
             if states[i] != TS_OPEN and states[i] != TS_HALTED:
                 raise ValueError(f"instruments[{i}] (instrument {ids_list[i]}): trading_state "
@@ -1915,7 +2840,7 @@ cdef class Core:
         if risk_tables is None and self.st.risk != NULL:
             raise ValueError("the state has no risk tables but this core has risk on")
         if risk_tables is not None:
-            risk_tables = check_tables(risk_tables, ids_list, fresh=False)
+            risk_tables = check_tables(risk_tables, inst_ids, fresh=False)
             check_exposure(risk_tables, orders)
         # -- history --
         if not nh <= total <= INT64_MAX:
@@ -1944,11 +2869,16 @@ cdef class Core:
                     map_init(&ids, <size_t>n * 2) != 0:
                 raise MemoryError()
             for i in range(len(insts)):
-                map_put(&books, ids_list[i], <int32_t>i)
+                if map_get(&books, ids_list[i]) < 0:
+                    map_put(&books, ids_list[i], <int32_t>i)      # the primary book
+                if venue_list[i] != 0:
+                    map_put(&books, book_key(venue_list[i], ids_list[i]), <int32_t>i)
             with nogil:
                 err = validate_orders(op, n, &books, &ids, side_levels, &bad, &other)
             if err != LS_OK:
                 raise ValueError(_order_problem(err, orders, bad, other))
+            self._check_grids(orders)
+            _check_parents(parents, children, orders)
             # -- reserve everything, so that applying cannot fail half-way --
             for i in range(2 * len(insts)):
                 # levels appended in key order fill blocks to 64 and split them in halves:
@@ -2001,11 +2931,17 @@ cdef class Core:
         # -- apply: nothing below allocates or fails --
         for b in range(len(insts)):
             bk = &self.st.books[b]
+            if b >= n_inst:
+                # a default-venue book the state brings: what add_instrument(id) makes
+                bk.ix = b
+                bk.tick = bk.lot = bk.k = 1
+                bk.route_head = bk.route_next = -1
             bk.instrument = ids_list[b]
             bk.trading_state = states[b]
             bk.min_qty = mins[b]
             bk.max_qty = maxs[b]
         self.st.n_books = <int32_t>len(insts)
+        self.st.n_inst = <int32_t>len(inst_ids)
         map_free(&self.st.book_map)
         self.st.book_map = books
         map_free(&self.st.order_map)
@@ -2024,12 +2960,62 @@ cdef class Core:
                     for k in range(keep):
                         dst = &self.st.hist[(first + k) % cap]
                         dst[0] = hp[<size_t>nh - keep + k]
-                        dst._pad[0] = 0
-                        dst._pad[1] = 0
                     self.st.hist_n = total_n
                     self.st.hist_lo = first
         finally:
             self.busy = 0
+        self._load_parents(parents, children)
+
+    cdef _check_grids(self, orders):
+        # every resting order on its book's tick and lot grid (docs/ROUTING.md)
+        cdef int32_t b
+        for b in range(self.st.n_books):
+            if self.st.books[b].tick == 1 and self.st.books[b].lot == 1:
+                continue
+            mine = np.flatnonzero((orders["instrument"] == self.st.books[b].instrument)
+                                  & (orders["venue"] == self.st.books[b].venue))
+            off = mine[(orders["price"][mine] % self.st.books[b].tick != 0)
+                       | (orders["qty"][mine] % self.st.books[b].lot != 0)]
+            if off.size:
+                i = int(off[0])
+                raise ValueError(f"orders[{i}] (order id {orders['order_id'][i]}): price or "
+                                 f"quantity off the grid of venue {self.st.books[b].venue}")
+
+    cdef _load_parents(self, parents, int64_t children):
+        # the live parents (checked by _check_parents), after load_orders rested their children
+        cdef int32_t ps, i
+        cdef Parent* P
+        for i in range(len(parents)):
+            while self.st.parents_free == -1:
+                if grow_parents(&self.st) != 0:
+                    raise MemoryError()
+            if map_reserve_one(&self.st.parent_map) != 0 or \
+                    map_reserve_one(&self.st.child_map) != 0:
+                raise MemoryError()
+            ps = alloc_parent(&self.st)
+            P = &self.st.parents[ps]
+            row = parents[i]
+            P.order_id = row["order_id"]
+            P.price = row["price"]
+            P.qty = row["qty"]
+            P.filled = row["filled"]
+            P.cancelled = row["cancelled"]
+            P.value = row["value"]
+            P.fees = row["fees"]
+            P.child_id = row["child_id"]
+            P.instrument = row["instrument"]
+            P.account = row["account"]
+            P.flags = row["flags"]
+            P.venue = row["venue"]
+            P.side = row["side"]
+            P.ord_type = row["ord_type"]
+            P.tif = row["tif"]
+            P.status = row["status"]
+            P.child = map_get(&self.st.order_map, P.child_id)
+            map_put(&self.st.parent_map, P.order_id, ps)
+            map_put(&self.st.child_map, P.child_id, ps)
+            self.st.n_parents += 1
+        self.st.child_seq = children
 
     # -- INTEGRITY ----------------------------------------------------------------------------
 
@@ -2043,11 +3029,12 @@ cdef class Core:
         cdef Order* o
         cdef int32_t li, oi
         cdef uint8_t side
-        ids = [self.st.books[j].instrument for j in range(self.st.n_books)]
+        ids = [(self.st.books[j].instrument, self.st.books[j].venue)
+               for j in range(self.st.n_books)]
         for b in sorted(range(self.st.n_books), key=ids.__getitem__):
             bk = &self.st.books[<int32_t>b]
-            vals += [bk.instrument, bk.trading_state, bk.min_qty, bk.max_qty, bk.bids.n,
-                     bk.asks.n]
+            vals += [bk.instrument, bk.venue, bk.trading_state, bk.min_qty, bk.max_qty,
+                     bk.bids.n, bk.asks.n]
             for side in range(SIDE_BUY, SIDE_SELL + 1):
                 for li in self._level_ids(own_side(bk, side)):
                     lvl = &self.st.levels[li]
@@ -2057,6 +3044,12 @@ cdef class Core:
                         o = &self.st.orders[oi]
                         vals += [o.order_id, o.account, o.qty, o.filled, o.flags]
                         oi = o.next
+        parents = self._parents()
+        vals += [self.st.child_seq, len(parents)]
+        for p in parents:
+            vals += [int(p[f]) for f in ("order_id", "price", "qty", "filled", "cancelled",
+                                         "value", "fees", "child_id", "account", "flags",
+                                         "venue", "side")]
         data = np.array(vals, dtype="<i8").tobytes()
         if self.st.risk != NULL:
             data += risk_bytes(self.st.risk)
@@ -2081,8 +3074,11 @@ cdef class Core:
                 raise AssertionError(f"book {bk.instrument}: trading state {bk.trading_state}")
             if not 1 <= bk.min_qty <= bk.max_qty:
                 raise AssertionError(f"book {bk.instrument}: bounds {bk.min_qty}..{bk.max_qty}")
-            if map_get(&self.st.book_map, bk.instrument) != b:
-                raise AssertionError(f"book {bk.instrument}: not indexed")
+            if map_get(&self.st.book_map, book_key(bk.venue, bk.instrument)) != b or \
+                    map_get(&self.st.book_map, bk.instrument) < 0:
+                raise AssertionError(f"book {bk.instrument}/{bk.venue}: not indexed")
+            if (bk.tick != 1 or bk.lot != 1) and self._off_grid(bk):
+                raise AssertionError(f"book {bk.instrument}/{bk.venue}: an order off its grid")
             for side in range(SIDE_BUY, SIDE_SELL + 1):
                 s = own_side(bk, side)
                 keys = []
@@ -2134,14 +3130,42 @@ cdef class Core:
             oi = self.st.orders[oi].next
         if free_orders + live != self.st.orders_cap:
             raise AssertionError("order pool leak")
+        # live parents and their resting children (docs/ROUTING.md, "Lifecycle")
+        state = self.export_state()
+        if len(state["parents"]) != self.st.n_parents or \
+                self.st.n_parents != <Py_ssize_t>self.st.parent_map.size or \
+                self.st.n_parents != <Py_ssize_t>self.st.child_map.size:
+            raise AssertionError("parent count, parent index and child index disagree")
+        try:
+            _check_parents(state["parents"], state["children"], state["orders"])
+        except ValueError as e:
+            raise AssertionError(str(e)) from None
+        for ps in range(self.st.parents_cap):
+            if self.st.parents[ps].order_id != 0 and (
+                    map_get(&self.st.parent_map, self.st.parents[ps].order_id) != ps or
+                    map_get(&self.st.child_map, self.st.parents[ps].child_id) != ps or
+                    self.st.parents[ps].child != map_get(&self.st.order_map,
+                                                         self.st.parents[ps].child_id)):
+                raise AssertionError(f"parent {self.st.parents[ps].order_id}: not indexed")
         if self.st.risk != NULL:
             # the risk tables' open-order counts and exposure are what the resting orders add
             # up to (docs/RISK.md, "After the checks")
-            state = self.export_state()
             try:
                 check_exposure(state["risk"], state["orders"])
             except ValueError as e:
                 raise AssertionError(str(e)) from None
+
+    cdef bint _off_grid(self, Book* bk):
+        cdef int32_t li, oi
+        cdef uint8_t side
+        for side in range(SIDE_BUY, SIDE_SELL + 1):
+            for li in self._level_ids(own_side(bk, side)):
+                oi = self.st.levels[li].head
+                while oi != -1:
+                    if self.st.orders[oi].price % bk.tick or self.st.orders[oi].qty % bk.lot:
+                        return True
+                    oi = self.st.orders[oi].next
+        return False
 
     def memory_bytes(self):
         """Bytes held by the core's C arrays (orders, levels, id index, books, events, history)."""
@@ -2171,19 +3195,24 @@ def _c_codes():
         "CommandType": {"NEW": CMD_NEW, "CANCEL": CMD_CANCEL, "REPLACE": CMD_REPLACE,
                         "MASS_CANCEL": CMD_MASS_CANCEL, "HALT": CMD_HALT, "RESUME": CMD_RESUME,
                         "SET_LIMITS": CMD_SET_LIMITS, "SET_RISK": CMD_SET_RISK,
-                        "KILL_SWITCH": CMD_KILL_SWITCH, "RESTRICT": CMD_RESTRICT},
+                        "KILL_SWITCH": CMD_KILL_SWITCH, "RESTRICT": CMD_RESTRICT,
+                        "ROUTE": CMD_ROUTE},
         "Side": {"BUY": SIDE_BUY, "SELL": SIDE_SELL},
         "OrdType": {"LIMIT": ORD_LIMIT, "MARKET": ORD_MARKET},
         "TimeInForce": {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK},
-        "Flags": {"POST_ONLY": FLAG_POST_ONLY, "ALL_ACCOUNTS": FLAG_ALL_ACCOUNTS},
+        "Flags": {"POST_ONLY": FLAG_POST_ONLY, "ALL_ACCOUNTS": FLAG_ALL_ACCOUNTS,
+                  "POST_REMAINDER": FLAG_POST_REMAINDER, "PARENT": FLAG_PARENT,
+                  "CHILD": FLAG_CHILD},
         "EventType": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "TRADE": EV_TRADE,
                       "CANCELLED": EV_CANCELLED, "REPLACED": EV_REPLACED,
-                      "INSTRUMENT_STATE": EV_INSTRUMENT_STATE, "RISK": EV_RISK},
+                      "INSTRUMENT_STATE": EV_INSTRUMENT_STATE, "RISK": EV_RISK,
+                      "PARENT_FILL": EV_PARENT_FILL, "PARENT_DONE": EV_PARENT_DONE},
         "CancelCause": {"USER": CAUSE_USER, "IOC_REMAINDER": CAUSE_IOC_REMAINDER,
                         "MARKET_REMAINDER": CAUSE_MARKET_REMAINDER,
                         "FOK_UNFILLABLE": CAUSE_FOK_UNFILLABLE,
                         "LEVEL_QUANTITY_LIMIT": CAUSE_LEVEL_QUANTITY_LIMIT,
-                        "MASS_CANCEL": CAUSE_MASS_CANCEL, "KILL_SWITCH": CAUSE_KILL_SWITCH},
+                        "MASS_CANCEL": CAUSE_MASS_CANCEL, "KILL_SWITCH": CAUSE_KILL_SWITCH,
+                        "ODD_LOT": CAUSE_ODD_LOT},
         "TradingState": {"OPEN": TS_OPEN, "HALTED": TS_HALTED},
         "OrderStatus": {"NEW": ST_NEW, "PARTIALLY_FILLED": ST_PARTIALLY_FILLED,
                         "FILLED": ST_FILLED, "CANCELLED": ST_CANCELLED, "REJECTED": ST_REJECTED},
@@ -2204,5 +3233,12 @@ def _c_codes():
             "BOOK_UNKNOWN_ORDER": R_UNKNOWN_ORDER,
             "BOOK_REPLACE_QTY_NOT_ABOVE_FILLED": R_REPLACE_QTY_NOT_ABOVE_FILLED,
             "BOOK_INSTRUMENT_HALTED": R_INSTRUMENT_HALTED,
+            "BOOK_UNKNOWN_VENUE": R_UNKNOWN_VENUE,
+            "BOOK_VENUE_NOT_LISTED": R_VENUE_NOT_LISTED,
+            "BOOK_OFF_VENUE_GRID": R_OFF_VENUE_GRID,
+            "BOOK_NO_ROUTABLE_VENUE": R_NO_ROUTABLE_VENUE,
+            "BOOK_CHILD_ORDER": R_CHILD_ORDER,
+            "BOOK_PARENT_REPLACE": R_PARENT_REPLACE,
+            "BOOK_INVALID_STRATEGY": R_INVALID_STRATEGY,
         },
     }

@@ -76,9 +76,16 @@ ORDER_FIELDS = ("order_id", "instrument", "account", "side", "ord_type", "tif", 
                 "qty", "filled", "leaves", "status")
 
 # drain_events() packs the tuples with struct (about 4x faster than np.array over a list of
-# tuples, byte for byte the same); '<' means no alignment, the 16th value fills _pad[0].
-_EVENT = struct.Struct("<qqqqqqqqIIIHBBBB6x")
+# tuples, byte for byte the same); '<' means no alignment. PyBook has only the default venue
+# and no routing, so fee, other_fee, parent_id (the 24x) and venue (the 2x) are always 0; the
+# 16th value fills _pad[0].
+_EVENT = struct.Struct("<qqqqqqqq24xIIIH2xBBBB4x")
 assert _EVENT.size == EVENT_DTYPE.itemsize
+
+
+def _full_row(row: tuple) -> tuple:
+    # one event tuple in EVENT_DTYPE's own field order (the zeroed routing fields put in)
+    return (*row[:8], 0, 0, 0, *row[8:12], 0, *row[12:15], (0,) * 5)
 
 
 def _new_half() -> list:
@@ -93,7 +100,7 @@ def _to_array(rows: list[tuple]) -> np.ndarray:
     except struct.error:
         # A field outside its C type (PyBook does not check call arguments): let numpy raise
         # the OverflowError the array would have raised.
-        return np.array(rows, dtype=EVENT_DTYPE)
+        return np.array([_full_row(r) for r in rows], dtype=EVENT_DTYPE)
     out = np.empty(len(rows), dtype=EVENT_DTYPE)  # aligned, owns its memory, like the core's
     out.view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
     return out
@@ -550,7 +557,7 @@ class PyBook:
         add = values.extend
         for instrument in sorted(self._books):
             book = self._books[instrument]
-            add((instrument, OPEN, book[0], book[1], len(book[2][0]), len(book[3][0])))
+            add((instrument, 0, OPEN, book[0], book[1], len(book[2][0]), len(book[3][0])))
             for half in (book[2], book[3]):
                 levels = half[0]
                 for k in half[1]:  # best first on both sides
@@ -559,6 +566,7 @@ class PyBook:
                     for o in level[1]:
                         if not o[9]:
                             add((o[0], o[1], o[4], o[5], o[6]))
+        add((0, 0))  # no routing: no child ever created, no live parent
         data = np.array(values, dtype="<i8").tobytes()
         return hashlib.blake2b(data, digest_size=32).hexdigest()
 

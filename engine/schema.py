@@ -12,10 +12,11 @@ import numpy as np
 
 __all__ = [
     "Side", "OrdType", "TimeInForce", "Flags", "CommandType", "EventType",
-    "CancelCause", "Reason", "OrderStatus", "TradingState", "RiskKind", "KillSwitch",
+    "CancelCause", "Reason", "OrderStatus", "TradingState", "RiskKind", "KillSwitch", "Strategy",
     "COMMAND_DTYPE", "EVENT_DTYPE", "DIGEST_DTYPE", "ORDER_STATE_DTYPE", "INSTRUMENT_STATE_DTYPE",
     "RISK_ACCOUNT_DTYPE", "RISK_POSITION_DTYPE", "RISK_CASH_DTYPE", "RISK_INSTRUMENT_DTYPE",
     "RISK_CURRENCY_DTYPE", "RISK_GLOBAL_DTYPE", "RISK_TABLES", "NOTIONAL_CAP", "UNLIMITED",
+    "PARENT_STATE_DTYPE", "MAX_FEE_PPM",
 ]
 
 
@@ -39,6 +40,18 @@ class Flags(IntFlag):
     NONE = 0
     POST_ONLY = 1  # NEW: rejected (POST_ONLY_WOULD_TAKE) if it would trade on arrival
     ALL_ACCOUNTS = 2  # MASS_CANCEL: every account's orders (the command's account is ignored)
+    POST_REMAINDER = 4  # ROUTE: strategy sweep_post (the remainder rests); without it, sweep
+    # set by the core on the orders it keeps (ORDER_STATE_DTYPE), never accepted in a command:
+    PARENT = 0x4000  # a routed (parent) order
+    CHILD = 0x8000  # a child order the router placed on a venue
+
+
+class Strategy(IntEnum):
+    """A routed order's strategy (docs/ROUTING.md); in a ROUTE command it is the
+    POST_REMAINDER flag."""
+
+    SWEEP = 1  # take the best fee-adjusted prices across venues; the rest is cancelled
+    SWEEP_POST = 2  # the same, then the rest rests post-only on one venue
 
 
 class CommandType(IntEnum):
@@ -54,6 +67,8 @@ class CommandType(IntEnum):
     SET_RISK = 8  # ord_type = RiskKind, qty = the value, price = a second value (RATE: burst)
     KILL_SWITCH = 9  # side = KillSwitch mode; account, or every account with Flags.ALL_ACCOUNTS
     RESTRICT = 10  # side = 1 restrict / 0 lift; instrument; account, or global with ALL_ACCOUNTS
+    # smart order routing (docs/ROUTING.md)
+    ROUTE = 11  # a parent order the core routes across the venues listing the instrument
 
 
 class EventType(IntEnum):
@@ -64,6 +79,8 @@ class EventType(IntEnum):
     REPLACED = 5
     INSTRUMENT_STATE = 6  # HALT/RESUME/SET_LIMITS: reason = TradingState, price/qty = min/max qty
     RISK = 7  # SET_RISK/KILL_SWITCH/RESTRICT applied: reason = kind/mode, qty/price = the values
+    PARENT_FILL = 8  # a child of a routed order traded: the fill rolled up to the parent
+    PARENT_DONE = 9  # a routed order ended: reason = OrderStatus (FILLED or CANCELLED)
 
 
 class CancelCause(IntEnum):
@@ -76,6 +93,7 @@ class CancelCause(IntEnum):
     LEVEL_QUANTITY_LIMIT = 5  # resting it would take its level's open total past 2**63 - 1
     MASS_CANCEL = 6  # cancelled by a MASS_CANCEL command
     KILL_SWITCH = 7  # cancelled by a KILL_SWITCH command (killed or reduce-only)
+    ODD_LOT = 8  # a sweep_post remainder below the post venue's lot size (the rest still rests)
 
 
 class Reason(IntEnum):
@@ -102,6 +120,14 @@ class Reason(IntEnum):
     BOOK_UNKNOWN_ORDER = 1014
     BOOK_REPLACE_QTY_NOT_ABOVE_FILLED = 1015
     BOOK_INSTRUMENT_HALTED = 1016
+    # -- venues and routing (docs/ROUTING.md) --
+    BOOK_UNKNOWN_VENUE = 1017           # a venue id the engine does not host
+    BOOK_VENUE_NOT_LISTED = 1018        # the venue does not list the instrument
+    BOOK_OFF_VENUE_GRID = 1019          # price or quantity off the venue's tick or lot grid
+    BOOK_NO_ROUTABLE_VENUE = 1020       # ROUTE: no venue lists the instrument
+    BOOK_CHILD_ORDER = 1021             # CANCEL/REPLACE of a child order: act on its parent
+    BOOK_PARENT_REPLACE = 1022          # a REPLACE of a parent that is not a quantity decrease
+    BOOK_INVALID_STRATEGY = 1023        # ROUTE: strategy, order type and time in force disagree
     # -- pre-trade risk (engine/risk; docs/RISK.md), in the order the checks run --
     RISK_UNKNOWN_ACCOUNT = 2001         # risk is on and the account has no risk record
     RISK_NO_REFERENCE_PRICE = 2002      # a market order with no reference price to protect it
@@ -202,7 +228,8 @@ COMMAND_DTYPE = np.dtype([
     ("ord_type", "u1"),     # OrdType
     ("tif", "u1"),          # TimeInForce
     ("flags", "<u2"),       # Flags
-    ("_pad", "<u2"),
+    ("venue", "<u2"),       # NEW: 0 = the instrument's primary venue; ROUTE: the post venue
+                            # (0: the best maker fee); MASS_CANCEL/HALT/RESUME/SET_LIMITS: 0 = all
 ])
 assert COMMAND_DTYPE.itemsize == 56
 
@@ -218,16 +245,20 @@ EVENT_DTYPE = np.dtype([
                               # INSTRUMENT_STATE: max_qty
     ("leaves", "<i8"),        # open qty of order_id after the event
     ("other_leaves", "<i8"),  # TRADE: the maker's open qty after the trade
+    ("fee", "<i8"),           # TRADE: the taker's fee (cash units; < 0 a rebate); PARENT_*: see
+    ("other_fee", "<i8"),     # TRADE: the maker's fee           docs/ROUTING.md, "Events"
+    ("parent_id", "<i8"),     # the parent of order_id when it is a child order, else 0
     ("instrument", "<u4"),
     ("account", "<u4"),
     ("other_account", "<u4"),
     ("reason", "<u2"),        # REJECTED: Reason; CANCELLED: CancelCause; INSTRUMENT_STATE: TradingState
+    ("venue", "<u2"),         # the venue of the book the event happened in (0: the default venue)
     ("type", "u1"),           # EventType
     ("side", "u1"),           # Side of order_id
     ("cmd", "u1"),            # CommandType of the command that produced the event
-    ("_pad", "u1", (7,)),
+    ("_pad", "u1", (5,)),
 ])
-assert EVENT_DTYPE.itemsize == 88
+assert EVENT_DTYPE.itemsize == 112
 
 DIGEST_DTYPE = np.dtype("<i8")
 
@@ -245,19 +276,44 @@ ORDER_STATE_DTYPE = np.dtype([
     ("ord_type", "u1"),
     ("tif", "u1"),
     ("status", "u1"),         # OrderStatus
-    ("_pad", "u1", (2,)),
+    ("venue", "<u2"),         # the venue of its book (a rejected NEW or ROUTE: the command's)
 ])
 assert ORDER_STATE_DTYPE.itemsize == 48
 
-# One registered instrument in Core.export_state() and in a snapshot.
+# One registered book (an instrument on a venue) in Core.export_state() and in a snapshot.
 INSTRUMENT_STATE_DTYPE = np.dtype([
     ("instrument", "<u4"),
     ("trading_state", "u1"),  # TradingState
-    ("_pad", "u1", (3,)),
+    ("_pad", "u1"),
+    ("venue", "<u2"),         # 0: the default venue (an engine without venues)
     ("min_qty", "<i8"),
     ("max_qty", "<i8"),
 ])
 assert INSTRUMENT_STATE_DTYPE.itemsize == 24
+
+# One live routed (parent) order in Core.export_state() and in a snapshot (docs/ROUTING.md).
+# A parent is live while its one resting child is; sweep parents end within their command.
+PARENT_STATE_DTYPE = np.dtype([
+    ("order_id", "<i8"),
+    ("price", "<i8"),         # the limit price (ticks)
+    ("qty", "<i8"),           # total quantity (after a REPLACE: the new total)
+    ("filled", "<i8"),        # rolled up from every child
+    ("cancelled", "<i8"),     # cancelled without a child resting for it (an odd lot)
+    ("value", "<i8"),         # sum of price x qty over the fills (saturates at 2**63-1)
+    ("fees", "<i8"),          # sum of the children's fees, cash units
+    ("child_id", "<i8"),      # the resting child
+    ("instrument", "<u4"),
+    ("account", "<u4"),
+    ("flags", "<u2"),         # Flags (PARENT and POST_REMAINDER)
+    ("venue", "<u2"),         # the venue the child rests on
+    ("side", "u1"),
+    ("ord_type", "u1"),
+    ("tif", "u1"),
+    ("status", "u1"),         # OrderStatus
+])
+assert PARENT_STATE_DTYPE.itemsize == 80
+
+MAX_FEE_PPM = 1_000_000     # a venue's maker or taker fee lies in -MAX_FEE_PPM..MAX_FEE_PPM
 
 INT64_MAX = (1 << 63) - 1
 UNLIMITED = INT64_MAX       # a limit that is not set

@@ -133,13 +133,24 @@ def ev(events: np.ndarray) -> list[E]:
             for e in events]
 
 
-def records(events: np.ndarray) -> list[dict[str, int]]:
-    """Every field of every event as a dict of ints (asserting the padding is zero)."""
+ROUTING_FIELDS = ("fee", "other_fee", "parent_id", "venue")
+"""The event fields of venues and routing (docs/ROUTING.md)."""
+ROUTING_EVENTS = {EventType.PARENT_FILL, EventType.PARENT_DONE}
+"""The event types only routed orders produce (docs/ROUTING.md, "Parent events")."""
+
+
+def records(events: np.ndarray, routing: bool = False) -> list[dict[str, int]]:
+    """Every field of every event as a dict of ints (asserting the padding is zero). Without
+    ``routing``, the ROUTING_FIELDS are asserted 0 (an engine without venues or fees) and left
+    out of the dicts."""
     assert events.dtype == EVENT_DTYPE
     out = []
     for e in events:
         assert not e["_pad"].any(), "event padding must be zero"
-        out.append({name: int(e[name]) for name in EVENT_DTYPE.names if name != "_pad"})
+        row = {name: int(e[name]) for name in EVENT_DTYPE.names if name != "_pad"}
+        if not routing:
+            assert all(row.pop(f) == 0 for f in ROUTING_FIELDS), f"routing fields set: {row}"
+        out.append(row)
     return out
 
 

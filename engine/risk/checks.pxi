@@ -322,19 +322,29 @@ cdef inline void fill_side(Risk* r, int32_t a, int32_t b, uint8_t side, i128 n, 
     P.fees = sat(<i128>P.fees + fee)
 
 
+cdef inline i128 signed_fee(i128 n, int64_t ppm) noexcept nogil:
+    # docs/ROUTING.md, "Fees": ceil(n * ppm / 10**6) for ppm >= 0 (a fee rounds up), and
+    # -floor(n * -ppm / 10**6) for ppm < 0 (a rebate rounds toward zero); 0 <= n <= CAP + 1
+    cdef int64_t q, m
+    if ppm >= 0:
+        return fee_of(n, ppm) if ppm != 0 else 0
+    q = <int64_t>(n // 1000000)
+    m = <int64_t>(n - <i128>q * 1000000)
+    return -(<i128>q * -ppm + (m * -ppm) // 1000000)
+
+
 cdef void risk_fill(Risk* r, int32_t b, int32_t ta, uint8_t taker_side, uint32_t maker_account,
-                    int64_t price, int64_t qty, bint maker_done) noexcept nogil:
+                    int64_t price, int64_t qty, bint maker_done, i128 n, int64_t taker_fee,
+                    int64_t maker_fee) noexcept nogil:
+    # a fill of `qty` at `price` (notional `n`) with the fees the core computed for each side
     cdef RInstrument* I = &r.inst[b]
-    cdef i128 n = notional(price, qty, I.k), fee = 0
     cdef uint8_t maker_side = 3 - taker_side
     cdef int32_t ma = risk_account(r, maker_account)
     cdef RPosition* P
     cdef RCash* C
-    if I.fee_ppm != 0:
-        fee = fee_of(n, I.fee_ppm)
-    fill_side(r, ta, b, taker_side, n, fee, qty)
+    fill_side(r, ta, b, taker_side, n, taker_fee, qty)
     if ma >= 0:
-        fill_side(r, ma, b, maker_side, n, fee, qty)
+        fill_side(r, ma, b, maker_side, n, maker_fee, qty)
         P = &r.pos[<Py_ssize_t>ma * r.n_inst + b]
         if maker_side == RSIDE_BUY:
             P.open_buy_qty -= qty

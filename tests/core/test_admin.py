@@ -23,6 +23,7 @@ from engine.schema import (
     TradingState,
 )
 from tests.conftest import (
+    ROUTING_EVENTS,
     accepted,
     cancelled,
     commands,
@@ -153,7 +154,7 @@ def test_mass_cancel_reports_the_open_quantity_of_a_partially_filled_order(book)
     assert drained(book) == [mass(1, 100, 2), mass(3, 99, 7)]
     assert book.order(1) == dict(order_id=1, instrument=A, account=1, side=BUY, ord_type=1,
                                  tif=1, flags=0, price=100, qty=5, filled=3, leaves=0,
-                                 status=OrderStatus.CANCELLED)
+                                 status=OrderStatus.CANCELLED, venue=0)
 
 
 def test_mass_cancel_ignores_order_id_price_qty_type_and_tif(book):
@@ -471,7 +472,7 @@ def test_process_and_the_per_call_api_agree_on_admin_commands(make_core):
     assert sum(counts) == len(out)
     assert per_call.state_digest() == batch.state_digest()
     assert {e.type for e in ev(out)} == set(EventType) - {EventType.TRADE, EventType.REPLACED,
-                                                EventType.RISK}  # RISK: tests/core/test_risk*
+                                                EventType.RISK, *ROUTING_EVENTS}  # RISK: tests/core/test_risk*
 
 
 # -- state: digest, export_state / load_state (the core's) -------------------------------------
@@ -548,7 +549,7 @@ def test_load_state_takes_the_states_limits_over_the_registered_ones():
     other_ids.add_instrument(B)
     other_ids.add_instrument(A)
     other_ids.add_instrument(9)
-    with pytest.raises(ValueError, match="same ids in the same order"):
+    with pytest.raises(ValueError, match="same instruments and venues in the same order"):
         other_ids.load_state(core.export_state())
 
 
@@ -578,5 +579,6 @@ def test_the_instrument_record_keeps_its_24_byte_layout():
 
     assert INSTRUMENT_STATE_DTYPE.itemsize == 24
     assert [(n, INSTRUMENT_STATE_DTYPE.fields[n][1]) for n in INSTRUMENT_STATE_DTYPE.names] == [
-        ("instrument", 0), ("trading_state", 4), ("_pad", 5), ("min_qty", 8), ("max_qty", 16)]
+        ("instrument", 0), ("trading_state", 4), ("_pad", 5), ("venue", 6), ("min_qty", 8),
+        ("max_qty", 16)]
     assert np.zeros(1, INSTRUMENT_STATE_DTYPE)["trading_state"].dtype == np.uint8

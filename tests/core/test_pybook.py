@@ -11,7 +11,7 @@ from engine.bench import WorkloadSpec, as_rows, make_workload
 from engine.pybook import PyBook
 from engine.reference import ReferenceCore
 from engine.schema import COMMAND_DTYPE, EVENT_DTYPE, INT64_MAX, EventType
-from tests.conftest import load_core_class, records
+from tests.conftest import ROUTING_EVENTS, load_core_class, records
 
 # (id, min_qty, max_qty); instrument 9 is never registered
 INSTRUMENTS = [(1, 1, 40), (2, 3, 20), (3, 1, INT64_MAX)]
@@ -196,7 +196,7 @@ def test_seeded_streams_match_the_reference(seed):
     events = run_stream(stream(seed, 3_000))
     types = set(events["type"].tolist())
     assert types == {int(t) for t in EventType} - {EventType.INSTRUMENT_STATE,
-                                                          EventType.RISK}  # no admin
+                                                          EventType.RISK, *ROUTING_EVENTS}
     reasons = set(events["reason"][events["type"] == EventType.REJECTED].tolist())
     assert len(reasons) >= 12, sorted(reasons)  # most reject reasons were exercised
     causes = set(events["reason"][events["type"] == EventType.CANCELLED].tolist())

@@ -22,7 +22,7 @@ def order_dict(order_id, price, qty, filled, leaves, status, *, instrument=1, ac
                side=BUY, ord_type=LIMIT, tif=GTC, flags=0):
     return dict(order_id=order_id, instrument=instrument, account=account, side=side,
                 ord_type=ord_type, tif=tif, flags=flags, price=price, qty=qty, filled=filled,
-                leaves=leaves, status=status)
+                leaves=leaves, status=status, venue=0)
 
 
 # -- instruments ------------------------------------------------------------------------------
@@ -281,21 +281,24 @@ def test_state_digest_follows_the_documented_layout(make_core):
     core.halt(2)
     core.set_limits(3, 2, 9)  # the resting order 16 (qty 1) stays as it is
     values = [
-        1, 1, 1, INT64_MAX, 2, 2,
+        1, 0, 1, 1, INT64_MAX, 2, 2,
         99, 2, 10, 7, 5, 2, 0, 11, 8, 4, 0, int(POST_ONLY),
         98, 1, 12, 7, 3, 0, 0,
         101, 1, 13, 9, 6, 0, 0,
         102, 1, 14, 9, 1, 0, 0,
-        2, 2, 1, INT64_MAX, 0, 0,
-        3, 1, 2, 9, 0, 1,
+        2, 0, 2, 1, INT64_MAX, 0, 0,
+        3, 0, 1, 2, 9, 0, 1,
         50, 1, 16, 2, 1, 0, 0,
+        0, 0,  # no child ever created, no live parent (docs/ROUTING.md, "State digest")
     ]
     expected = hashlib.blake2b(np.array(values, dtype="<i8").tobytes(), digest_size=32)
     assert core.state_digest() == expected.hexdigest()
 
 
-def test_state_digest_of_no_instruments_is_the_digest_of_nothing(make_core):
-    assert make_core().state_digest() == hashlib.blake2b(b"", digest_size=32).hexdigest()
+def test_state_digest_of_no_instruments_is_the_digest_of_two_zero_counts(make_core):
+    # no book; then the router's counts: children ever created, live parents
+    expected = hashlib.blake2b(np.zeros(2, "<i8").tobytes(), digest_size=32).hexdigest()
+    assert make_core().state_digest() == expected
 
 
 def test_state_digest_sees_queue_order_and_ignores_history(make_core):

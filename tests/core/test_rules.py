@@ -195,7 +195,7 @@ def test_market_order_remainder_is_cancelled_with_price_zero(make_core):
     assert core.depth(INSTR) == ([], [])
     assert core.order(3) == dict(order_id=3, instrument=INSTR, account=0, side=SELL,
                                  ord_type=MARKET, tif=GTC, flags=0, price=0, qty=5, filled=3,
-                                 leaves=0, status=OrderStatus.CANCELLED)
+                                 leaves=0, status=OrderStatus.CANCELLED, venue=0)
 
 
 def test_market_order_without_liquidity_is_cancelled_entirely(make_core):
@@ -291,7 +291,7 @@ def test_fok_unfillable_is_cancelled_and_leaves_the_book_untouched(make_core):
     assert core.level_orders(INSTR, SELL, 100) == [(1, 2)]
     assert core.order(3) == dict(order_id=3, instrument=INSTR, account=0, side=BUY,
                                  ord_type=LIMIT, tif=FOK, flags=0, price=101, qty=5, filled=0,
-                                 leaves=0, status=OrderStatus.CANCELLED)
+                                 leaves=0, status=OrderStatus.CANCELLED, venue=0)
 
 
 def test_fok_counts_only_quantity_at_acceptable_prices(make_core):
@@ -392,7 +392,7 @@ def test_cancel_of_a_partially_filled_order_cancels_only_the_open_quantity(make_
     assert drained(core) == [cancelled(1, 100, 6, CancelCause.USER)]
     assert core.order(1) == dict(order_id=1, instrument=INSTR, account=0, side=BUY,
                                  ord_type=LIMIT, tif=GTC, flags=0, price=100, qty=10, filled=4,
-                                 leaves=0, status=OrderStatus.CANCELLED)
+                                 leaves=0, status=OrderStatus.CANCELLED, venue=0)
 
 
 def test_cancel_of_the_last_order_removes_the_level(make_core):
@@ -626,7 +626,7 @@ def test_replace_ignores_side_instrument_type_tif_and_flags_of_the_command(make_
         side=BUY, cmd=CommandType.REPLACE)]
     assert core.order(1) == dict(order_id=1, instrument=INSTR, account=4, side=BUY,
                                  ord_type=LIMIT, tif=GTC, flags=0, price=100, qty=3, filled=0,
-                                 leaves=3, status=OrderStatus.NEW)
+                                 leaves=3, status=OrderStatus.NEW, venue=0)
     assert core.depth(8) == ([], [])
 
 

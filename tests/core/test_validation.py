@@ -49,7 +49,7 @@ def good_new(**changes):
 # (``halted=True``: sent after a HALT of the instrument).
 NEW_REJECTS = [
     ("1 unknown command 0", dict(cmd=0), Reason.BOOK_UNKNOWN_COMMAND),
-    ("1 unknown command 11", dict(cmd=11), Reason.BOOK_UNKNOWN_COMMAND),
+    ("1 unknown command 12", dict(cmd=12), Reason.BOOK_UNKNOWN_COMMAND),
     ("1 unknown command 255", dict(cmd=255), Reason.BOOK_UNKNOWN_COMMAND),
     ("2 order id 0", dict(order_id=0), Reason.BOOK_INVALID_ORDER_ID),
     ("2 order id negative", dict(order_id=-5), Reason.BOOK_INVALID_ORDER_ID),
@@ -126,11 +126,12 @@ def test_a_rejected_new_is_recorded_with_the_command_fields(core, changes, reaso
     row = good_new(**halt_if(core, changes))
     core.process(commands([row]))
     c = dict(zip(("seq", "ts_ns", "order_id", "price", "qty", "instrument", "account", "cmd",
-                  "side", "ord_type", "tif", "flags"), row))
+                  "side", "ord_type", "tif", "flags", "venue"), row))
     assert core.order(c["order_id"]) == dict(
         order_id=c["order_id"], instrument=c["instrument"], account=c["account"],
         side=c["side"], ord_type=c["ord_type"], tif=c["tif"], flags=c["flags"],
-        price=c["price"], qty=c["qty"], filled=0, leaves=0, status=OrderStatus.REJECTED)
+        price=c["price"], qty=c["qty"], filled=0, leaves=0, status=OrderStatus.REJECTED,
+        venue=c["venue"])
 
 
 def test_a_rejected_duplicate_does_not_hide_the_live_order(core):
@@ -248,10 +249,10 @@ def test_replace_checks_against_the_orders_own_instrument_limits(make_core):
 
 def test_unknown_command_is_rejected_for_any_command_type_value(make_core):
     core = make_core(INSTR)
-    rows = [raw_cmd(cmd=value, order_id=3, seq=value) for value in (0, 11, 100, 255)]
+    rows = [raw_cmd(cmd=value, order_id=3, seq=value) for value in (0, 12, 100, 255)]
     out = core.process(commands(rows))
     assert [(r["cmd"], r["reason"], r["seq"]) for r in records(out)] == [
-        (value, Reason.BOOK_UNKNOWN_COMMAND, value) for value in (0, 11, 100, 255)]
+        (value, Reason.BOOK_UNKNOWN_COMMAND, value) for value in (0, 12, 100, 255)]
 
 
 def test_new_through_the_per_call_api_rejects_like_the_batch_api(make_core):
