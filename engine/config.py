@@ -18,15 +18,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 import msgspec.inspect as mi
 
+from .schema import MAX_FEE_PPM as MAX_VENUE_FEE_PPM
 from .schema import Reason
 
 __all__ = [
     "AssetClass", "Matching", "KillMode", "ASSET_CLASSES", "MATCHING_SUPPORTED", "KILL_MODES",
     "InstrumentConfig", "JournalConfig", "AccountConfig", "GatewayConfig", "EngineConfig",
     "RiskConfig", "RiskCurrencyConfig", "RiskInstrumentConfig", "CashConfig",
-    "AccountInstrumentConfig",
+    "AccountInstrumentConfig", "VenueConfig", "VenueListingConfig",
     "ConfigError",
-    "load_config", "parse_config", "default_config", "check_risk",
+    "load_config", "parse_config", "default_config", "check_risk", "check_venues",
 ]
 
 AssetClass = Literal["equity", "etf", "future", "option", "fx_spot", "bond", "crypto"]
@@ -49,6 +50,8 @@ MAX_CASH_DECIMALS = 18          # a currency's cash unit is at most 10**-18 of i
 MAX_RATE = 10**9                # rate_per_s and rate_burst (docs/RISK.md, "State")
 MAX_BPS = 1_000_000             # price_band_bps
 MAX_FEE_PPM = 1_000_000         # fee_ppm
+MAX_VENUE_ID = 65535            # venue ids are 1..65535 (0 is the default venue)
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1  # a venue's priority
 
 
 class ConfigError(ValueError):
@@ -86,6 +89,12 @@ def _check_currency(name: str, code: str) -> None:
                           f" got {code!r}", path=name)
 
 
+def _check_name(name: str, value: str, what: str) -> None:
+    if value != value.strip() or any(not c.isprintable() for c in value):
+        raise ConfigError(f"Expected a {what} without surrounding spaces or control characters,"
+                          f" got {value!r}", path=name)
+
+
 def _refuse_duplicates(name: str, values: Any, what: str, field: str | None = None) -> None:
     """``values`` (one per entry of the list ``name``) must be distinct."""
     seen: dict[Any, int] = {}
@@ -112,9 +121,7 @@ class InstrumentConfig(_Section):
     description: str | None = None
 
     def __post_init__(self) -> None:
-        if self.symbol != self.symbol.strip() or any(not c.isprintable() for c in self.symbol):
-            raise ConfigError(f"Expected a symbol without surrounding spaces or control characters,"
-                              f" got {self.symbol!r}", path="symbol")
+        _check_name("symbol", self.symbol, "symbol")
         _check_currency("currency", self.currency)
         for name in ("tick_size", "lot_size", "multiplier"):
             _check_unit(name, getattr(self, name))
@@ -310,6 +317,60 @@ class RiskConfig(_Section):
         _refuse_duplicates("restricted", self.restricted, "symbol")
 
 
+class VenueListingConfig(_Section):
+    """One ``instruments`` entry of a venue written as a table: a configured instrument the venue
+    lists, optionally on a coarser grid than the instrument's own. A plain symbol string is the
+    same entry without ``tick_size``/``lot_size``."""
+
+    symbol: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    # the venue's tick and lot: positive integer multiples of the instrument's tick_size and
+    # lot_size (checked against the instruments by check_venues); None: the instrument's own
+    tick_size: Decimal | None = None
+    lot_size: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tick_size", "lot_size"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_unit(name, value)
+
+
+class VenueConfig(_Section):
+    """One ``[[venues]]`` entry (docs/ROUTING.md, "Venues and books"): a venue the engine hosts,
+    its fees, its routing priority and the instruments it lists. The **primary** venue of an
+    instrument is the first venue, in this list's order, that lists it; an instrument no venue
+    lists keeps one book on the default venue (0) and cannot be routed."""
+
+    id: Annotated[int, msgspec.Meta(ge=1, le=MAX_VENUE_ID)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    # millionths of the notional of each fill; negative: a rebate
+    maker_fee: Annotated[int, msgspec.Meta(ge=-MAX_VENUE_FEE_PPM, le=MAX_VENUE_FEE_PPM)]
+    taker_fee: Annotated[int, msgspec.Meta(ge=-MAX_VENUE_FEE_PPM, le=MAX_VENUE_FEE_PPM)]
+    # routing ties: a lower value ranks first, then the lower venue id
+    priority: Annotated[int, msgspec.Meta(ge=INT32_MIN, le=INT32_MAX)] = 0
+    # "AAPL" or {symbol = "AAPL", tick_size = "0.05", lot_size = "100"}, at most once each
+    instruments: tuple[str | VenueListingConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name("name", self.name, "venue name")
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(self.instruments):
+            symbol, field = (entry, "") if isinstance(entry, str) else (entry.symbol, ".symbol")
+            if isinstance(entry, str) and not entry:
+                raise ConfigError("Expected a symbol, got ''", path=f"instruments[{i}]")
+            if symbol in seen:
+                raise ConfigError(f"duplicate symbol {symbol!r} (already at"
+                                  f" instruments[{seen[symbol]}]): a venue lists an instrument"
+                                  " at most once", path=f"instruments[{i}]{field}")
+            seen[symbol] = i
+
+    @property
+    def listings(self) -> tuple[VenueListingConfig, ...]:
+        """Every ``instruments`` entry as a VenueListingConfig (a symbol string: no grid)."""
+        return tuple(VenueListingConfig(symbol=e) if isinstance(e, str) else e
+                     for e in self.instruments)
+
+
 class EngineConfig(_Section):
     """The whole engine configuration. Later sections (venues, ...) are added here as
     optional tables with defaults, so older files stay valid."""
@@ -319,8 +380,11 @@ class EngineConfig(_Section):
     gateway: GatewayConfig = GatewayConfig()
     accounts: tuple[AccountConfig, ...] = ()
     risk: RiskConfig = RiskConfig()
+    venues: tuple[VenueConfig, ...] = ()  # none: every instrument on the default venue
 
     def __post_init__(self) -> None:
+        _refuse_duplicates("venues", [v.id for v in self.venues], "venue id", "id")
+        _refuse_duplicates("venues", [v.name for v in self.venues], "venue name", "name")
         seen_accounts: dict[int, int] = {}
         for i, acct in enumerate(self.accounts):
             if acct.id in seen_accounts:
@@ -416,6 +480,8 @@ def parse_config(text: str | bytes, source: str = "<string>") -> EngineConfig:
         raise _explain(e, raw, source) from None
     if config.risk.enabled:
         check_risk(config, source=source)
+    if config.venues:
+        check_venues(config, source=source)
     return config
 
 
@@ -428,6 +494,21 @@ def check_risk(config: EngineConfig, source: str | None = None) -> None:
 
     try:
         RiskSetup(config)
+    except ConfigError as e:
+        if source is None or e.source is not None:
+            raise
+        raise ConfigError(e.detail, path=e.path, source=source) from None
+
+
+def check_venues(config: EngineConfig, source: str | None = None) -> None:
+    """The cross-checks of ``[[venues]]`` against the instruments (symbols configured, venue
+    grids integer multiples of the instruments'): ConfigError naming the field.
+    ``parse_config`` runs it when there are venues; ``engine.venues.VenueSet.from_config``
+    runs it always."""
+    from .venues import VenueSet  # it converts the venue grids to multiples of ticks and lots
+
+    try:
+        VenueSet.from_config(config)
     except ConfigError as e:
         if source is None or e.source is not None:
             raise
@@ -468,6 +549,11 @@ def _explain(error: msgspec.ValidationError, raw: Any, source: str) -> ConfigErr
         if isinstance(t, mi.LiteralType):
             msg += f" (expected one of: {', '.join(map(str, t.values))})"
         return ConfigError(msg, path=path, source=source)
+    if msg.startswith("Expected `str | object`") and _type_at(path) is not None and (
+            _struct_in(_type_at(path)) == mi.type_info(VenueListingConfig)):
+        msg = ("Expected a symbol such as \"AAPL\" or a table such as"
+               " {symbol = \"AAPL\", tick_size = \"0.05\", lot_size = \"100\"}"
+               + msg[len("Expected `str | object`"):])
     if msg == "Invalid decimal string":
         msg = "Expected a decimal string such as \"0.01\""
     if msg.startswith("Expected") and ", got" not in msg:
@@ -501,13 +587,23 @@ def _unwrap(t: mi.Type) -> mi.Type:
     return t
 
 
+def _struct_in(t: mi.Type | None) -> mi.Type | None:
+    """The struct of a union such as ``str | VenueListingConfig`` (a table there is that
+    struct); any other type unchanged."""
+    if isinstance(t, mi.UnionType):
+        structs = [x for x in t.types if isinstance(x, mi.StructType)]
+        if len(structs) == 1:
+            return structs[0]
+    return t
+
+
 def _type_at(path: str) -> mi.Type | None:
     t: mi.Type | None = mi.type_info(EngineConfig)
     for step in _steps(path):
         t = _unwrap(t)
         if isinstance(step, int) and isinstance(t, (mi.ListType, mi.VarTupleType)):
             t = t.item_type
-        elif isinstance(step, str) and isinstance(t, mi.StructType):
+        elif isinstance(step, str) and isinstance(t := _struct_in(t), mi.StructType):
             t = next((f.type for f in t.fields if f.encode_name == step), None)
         else:
             return None
@@ -515,12 +611,15 @@ def _type_at(path: str) -> mi.Type | None:
 
 
 def _field_names(t: mi.Type | None) -> list[str]:
+    t = _struct_in(t)
     return [f.encode_name for f in t.fields] if isinstance(t, mi.StructType) else []
 
 
 def _refuse_floats(raw: Any, t: mi.Type, path: str, source: str) -> None:
     """A TOML float where a decimal is expected is refused: binary floats are not exact."""
     t = _unwrap(t)
+    if isinstance(raw, dict):
+        t = _struct_in(t)
     if isinstance(t, mi.DecimalType) or (
             isinstance(t, mi.UnionType) and any(isinstance(x, mi.DecimalType) for x in t.types)):
         if isinstance(raw, float):

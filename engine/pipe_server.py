@@ -327,7 +327,6 @@ class Server:
                                       f" {COMMAND_DTYPE.itemsize} (COMMAND_DTYPE records)"))
                     continue
                 cmds = np.frombuffer(raw, dtype=COMMAND_DTYPE).copy()
-                cmds["_pad"] = 0
                 first = self.engine.last_seq + 1
                 if len(cmds):
                     try:

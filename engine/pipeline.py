@@ -28,6 +28,7 @@ import numpy as np
 
 from .config import EngineConfig
 from .instruments import InstrumentSet
+from .venues import VenueSet
 from .journal.format import JournalError, RiskManifest
 from .journal.reader import Journal
 from .journal.replay import new_core
@@ -106,7 +107,8 @@ class Engine:
                  retention: str = "keep", keep_snapshots: int = 2,
                  clock_ns: Callable[[], int] = time.time_ns,
                  core_factory: Callable[..., Any] | None = None,
-                 parts: tuple[Part, ...] = (), risk: RiskManifest | None = None) -> None:
+                 parts: tuple[Part, ...] = (), risk: RiskManifest | None = None,
+                 venues: VenueSet | None = None) -> None:
         if snapshot_every < 0:
             raise ValueError("snapshot_every must be >= 0 (0: no automatic snapshots)")
         self.instruments = instruments
@@ -115,6 +117,7 @@ class Engine:
         self.snapshot_every = snapshot_every
         self.parts = tuple(parts)
         self.risk = risk
+        self.venues = venues if venues is not None else VenueSet.empty()
         self._part_sections: dict[str, np.dtype] = {}
         for part in self.parts:
             self._part_sections.update(part.sections)
@@ -123,7 +126,8 @@ class Engine:
         self._since_snapshot = 0
         self._closed = False
         self.journal = JournalWriter(journal_dir, instruments, durability=durability,
-                                     segment_bytes=segment_bytes, risk=risk)
+                                     segment_bytes=segment_bytes, risk=risk,
+                                     venues=self.venues)
         try:
             self.core, self.recovery, last_ts = self._recover(core_factory)
         except BaseException:
@@ -145,6 +149,7 @@ class Engine:
         settings.update(kwargs)
         instruments = InstrumentSet.from_config(config)
         settings.setdefault("risk", risk_manifest(config, instruments))
+        settings.setdefault("venues", VenueSet.from_config(config, instruments))
         return cls(instruments, None if durability == "none" else path, durability=durability,
                    **settings)
 
@@ -153,7 +158,8 @@ class Engine:
     def _recover(self, core_factory: Callable[..., Any] | None) -> tuple[Any, Recovery, int]:
         t0 = time.perf_counter()
         core = new_core(self.instruments, core_factory,
-                        risk=None if self.risk is None else self.risk.arrays())
+                        risk=None if self.risk is None else self.risk.arrays(),
+                        venues=self.venues)
         last = self.journal.last_seq
         if self.journal.path is None or last == 0:
             return core, Recovery(0, None, 0, last, time.perf_counter() - t0), 0

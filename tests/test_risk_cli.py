@@ -102,11 +102,13 @@ def test_journal_and_live_server_show_the_same(tmp_path: Path, capsys,
     alice, bob = (e["risk"] for e in got["accounts"])
     assert [e["seq"] for e in got["accounts"]] == [last_seq, last_seq]
     cash = {c["currency"]: c for c in alice["cash"]}
-    # +1505.00 for 10 AAPL, -0.1505 fee, -30000.00 for 0.5 BTC; EUR +1000.25
-    assert (cash["USD"]["cash"], cash["EUR"]["cash"]) == ("9971504.849500", "10001000.25")
+    # +1505.00 for 10 AAPL, -0.1204 fee (as the maker on LIT: the instrument's 100 ppm plus
+    # LIT's -20 ppm maker rebate), -30000.00 for 0.5 BTC, +0.60 (LIT's maker rebate, 20 ppm);
+    # EUR +1000.25
+    assert (cash["USD"]["cash"], cash["EUR"]["cash"]) == ("9971505.479600", "10001000.25")
     aapl = next(p for p in alice["positions"] if p["symbol"] == "AAPL")
     assert (aapl["position"], aapl["avg_price"], aapl["realized"], aapl["fees"],
-            aapl["open_sell_qty"]) == ("990", "150.000000", "5.000000", "0.150500", "5")
+            aapl["open_sell_qty"]) == ("990", "150.000000", "5.000000", "0.120400", "5")
     btc = next(p for p in alice["positions"] if p["symbol"] == "BTC-USD")
     assert (btc["position"], btc["avg_price"], btc["cost"]) == \
         ("0.5000", "60000.000000", "30000.000000")

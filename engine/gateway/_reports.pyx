@@ -35,12 +35,13 @@ cdef extern from *:
     /* EVENT_DTYPE (engine/schema.py), the C Event of engine/_core.pxd */
     typedef struct {
         int64_t seq, ts_ns, order_id, other_id, price, qty, leaves, other_leaves;
+        int64_t fee, other_fee, parent_id;
         uint32_t instrument, account, other_account;
-        uint16_t reason;
+        uint16_t reason, venue;
         uint8_t type, side, cmd;
-        uint8_t _pad[7];
+        uint8_t _pad[5];
     } rb_event;
-    _Static_assert(sizeof(rb_event) == 88, "rb_event must match EVENT_DTYPE");
+    _Static_assert(sizeof(rb_event) == 112, "rb_event must match EVENT_DTYPE");
 
     /* ACCOUNTS_DTYPE and FILLS_DTYPE (engine/gateway/reports.py) */
     typedef struct { uint32_t account, _pad; int64_t last_report_seq; } rb_account_rec;
@@ -563,7 +564,10 @@ cdef extern from *:
         case 10: return offsetof(rb_event, other_account);
         case 11: return offsetof(rb_event, reason);
         case 12: return offsetof(rb_event, type); case 13: return offsetof(rb_event, side);
-        default: return offsetof(rb_event, cmd);
+        case 14: return offsetof(rb_event, cmd); case 15: return offsetof(rb_event, fee);
+        case 16: return offsetof(rb_event, other_fee);
+        case 17: return offsetof(rb_event, parent_id);
+        default: return offsetof(rb_event, venue);
         }
     }
 
@@ -648,7 +652,8 @@ cdef extern from *:
 # -- layout checks: the C records must be the numpy ones ------------------------------------------
 
 _EVENT_FIELDS = ("seq", "ts_ns", "order_id", "other_id", "price", "qty", "leaves", "other_leaves",
-                 "instrument", "account", "other_account", "reason", "type", "side", "cmd")
+                 "instrument", "account", "other_account", "reason", "type", "side", "cmd",
+                 "fee", "other_fee", "parent_id", "venue")
 
 
 def _check_layouts():

@@ -13,6 +13,7 @@ import re
 import struct
 import sys
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import msgspec
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..config import InstrumentConfig
 from ..instruments import InstrumentSet
+from ..venues import VenueSet
 from ..schema import COMMAND_DTYPE, RISK_TABLES
 from . import _codec
 
@@ -214,9 +216,15 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True):
     instruments_digest: str
     instruments: tuple[InstrumentConfig, ...]
     risk: RiskManifest | None = None   # None: the core ran without pre-trade risk
+    venues: dict[str, Any] | None = None   # VenueSet.definition(); None: no venues
+    venues_digest: str | None = None       # VenueSet.digest() of ``venues``
 
     def instrument_set(self) -> InstrumentSet:
         return InstrumentSet(self.instruments)
+
+    def venue_set(self) -> VenueSet:
+        """The venues and books the core ran with (docs/ROUTING.md); empty without venues."""
+        return VenueSet.empty() if self.venues is None else VenueSet.from_definition(self.venues)
 
     def risk_tables(self) -> dict[str, np.ndarray] | None:
         """The initial risk tables, or None when the journal ran without risk."""
@@ -255,6 +263,15 @@ def read_manifest(path: Path) -> Manifest:
             m.risk.arrays()
         except ValueError as e:
             raise JournalCorrupt(mpath, 0, f"risk: {e}") from None
+    if (m.venues is None) != (m.venues_digest is None):
+        raise JournalCorrupt(mpath, 0, "venues and venues_digest come together")
+    if m.venues is not None:
+        try:
+            venues = m.venue_set()
+        except (ValueError, TypeError) as e:
+            raise JournalCorrupt(mpath, 0, f"venues: {e}") from None
+        if venues.digest() != m.venues_digest:
+            raise JournalCorrupt(mpath, 0, "venues_digest does not match the venues listed")
     return m
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..instruments import InstrumentSet
+from ..venues import VenueSet
 from ..schema import COMMAND_DTYPE, EVENT_DTYPE, EventType
 from .format import JournalError
 from .reader import Journal
@@ -26,14 +27,21 @@ DEFAULT_BATCH = 65536
 
 
 def new_core(instruments: InstrumentSet, core_factory: Callable[..., Any] | None = None,
-             risk: dict[str, np.ndarray] | None = None, **kwargs: Any) -> Any:
-    """A fresh core with every instrument registered, quantity bounds in lots, and with
-    ``risk`` tables (docs/RISK.md) pre-trade risk on."""
+             risk: dict[str, np.ndarray] | None = None, venues: VenueSet | None = None,
+             **kwargs: Any) -> Any:
+    """A fresh core with every instrument registered, quantity bounds in lots, with ``venues``
+    its venues and books (docs/ROUTING.md), and with ``risk`` tables (docs/RISK.md) pre-trade
+    risk on. Each instrument's ``k`` (fees) is the risk tables' (1 with risk off)."""
     if core_factory is None:
         from .._core import Core as core_factory
     core = core_factory(**kwargs)
-    for inst in instruments:
-        core.add_instrument(inst.id, inst.min_lots, inst.max_lots)
+    if venues:
+        k = None if risk is None else {int(r["instrument"]): int(r["k"])
+                                       for r in risk["instruments"]}
+        venues.register(core, instruments, k=k)
+    else:
+        for inst in instruments:
+            core.add_instrument(inst.id, inst.min_lots, inst.max_lots)
     if risk is not None:
         core.enable_risk(risk)
     return core
@@ -105,7 +113,8 @@ class Replay:
     def __init__(self, source: Source, instruments: InstrumentSet | None = None, *,
                  start: int | None = None, stop: int | None = None,
                  batch: int = DEFAULT_BATCH, core: Any = None, use_snapshot: bool = True,
-                 risk: dict[str, np.ndarray] | None = None) -> None:
+                 risk: dict[str, np.ndarray] | None = None,
+                 venues: VenueSet | None = None) -> None:
         src = _open(source)
         if batch < 1:
             raise ValueError("batch must be >= 1")
@@ -117,10 +126,11 @@ class Replay:
                     f"{src.path}: the journal was written for another instrument set")
             instruments = src.instruments
             risk = src.manifest.risk_tables()
+            venues = src.manifest.venue_set()
         elif instruments is None and core is None:
             raise ValueError("replaying a command array needs its instruments (or a core)")
         if core is None:
-            core = new_core(instruments, risk=risk)  # type: ignore[arg-type]
+            core = new_core(instruments, risk=risk, venues=venues)  # type: ignore[arg-type]
             if isinstance(src, Journal) and use_snapshot and src.count and start is not None \
                     and start > 1:
                 snap = newest_snapshot(src.path, src.manifest.instruments_digest,
@@ -163,19 +173,21 @@ class Replay:
 def replay(source: Source, instruments: InstrumentSet | None = None, *,
            start: int | None = None, stop: int | None = None, batch: int = DEFAULT_BATCH,
            core: Any = None, keep_events: bool = True, use_snapshot: bool = True,
-           risk: dict[str, np.ndarray] | None = None) -> ReplayResult:
+           risk: dict[str, np.ndarray] | None = None,
+           venues: VenueSet | None = None) -> ReplayResult:
     """Replay ``source`` and return the core, the events (EVENT_DTYPE) and the statistics.
 
     ``source`` is a Journal, a journal directory, or a COMMAND_DTYPE array (then pass its
-    ``instruments`` and, for risk on, its initial ``risk`` tables, or a ready ``core``). A
-    journal brings its own instruments and risk tables (its manifest).
+    ``instruments`` and, for risk on, its initial ``risk`` tables, for venues its ``venues``,
+    or a ready ``core``). A journal brings its own instruments, risk tables and venues (its
+    manifest).
 
     >>> from engine.journal import replay                 # doctest: +SKIP
     >>> r = replay("var/journal")                         # doctest: +SKIP
     >>> r.stats.commands, r.digest()                      # doctest: +SKIP
     """
     run = Replay(source, instruments, start=start, stop=stop, batch=batch, core=core,
-                 use_snapshot=use_snapshot, risk=risk)
+                 use_snapshot=use_snapshot, risk=risk, venues=venues)
     chunks = [events for _, events in run] if keep_events else [None for _ in run]
     events_out = None
     if keep_events:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE, RISK_TABLES
+from ..schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE, PARENT_STATE_DTYPE, RISK_TABLES
 from . import _codec
 from .format import (
     ARCHIVE_DIR,
@@ -52,6 +52,13 @@ SECTIONS: dict[str, np.dtype] = {
     "history_total": np.dtype("<i8"),
 }
 
+# The router's state (docs/ROUTING.md): live parents and the count of children ever created.
+# Always written; a snapshot without them (older engines) has none and 0.
+ROUTING_SECTIONS: dict[str, np.dtype] = {
+    "parents": PARENT_STATE_DTYPE,
+    "children": np.dtype("<i8"),
+}
+
 # The risk tables of a core with risk on (docs/RISK.md): all of them, or none.
 RISK_PREFIX = "risk_"
 RISK_SECTIONS: dict[str, np.dtype] = {RISK_PREFIX + k: d for k, d in RISK_TABLES.items()}
@@ -69,6 +76,8 @@ def _state_sections(state: dict) -> list[tuple[str, np.ndarray]]:
         ("orders", state["orders"]),
         ("history", state["history"]),
         ("history_total", np.array([state["history_total"]], dtype="<i8")),
+        ("parents", state.get("parents", np.zeros(0, PARENT_STATE_DTYPE))),
+        ("children", np.array([state.get("children", 0)], dtype="<i8")),
     ]
     risk = state.get("risk")
     if risk is not None:
@@ -135,7 +144,8 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
         raw_name, itemsize, _, items = _SECTION.unpack_from(data, pos)
         name = raw_name.rstrip(b"\0").decode("ascii", "replace")
         is_part = PART_SEPARATOR in name
-        dtype = parts.get(name) if is_part else SECTIONS.get(name, RISK_SECTIONS.get(name))
+        dtype = parts.get(name) if is_part else SECTIONS.get(
+            name, RISK_SECTIONS.get(name, ROUTING_SECTIONS.get(name)))
         if not is_part and (dtype is None or dtype.itemsize != itemsize):
             raise JournalCorrupt(path, pos, f"unknown section {name!r} (item size {itemsize})")
         if dtype is not None and dtype.itemsize != itemsize:
@@ -151,6 +161,8 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
     missing = set(SECTIONS) - set(arrays)
     if missing:
         raise JournalCorrupt(path, pos, f"sections missing: {', '.join(sorted(missing))}")
+    if "children" in arrays and len(arrays["children"]) != 1:
+        raise JournalCorrupt(path, pos, "section 'children' must hold one item")
     risk_present = set(RISK_SECTIONS) & set(arrays)
     if risk_present and risk_present != set(RISK_SECTIONS):
         raise JournalCorrupt(path, pos, "risk sections missing: "
@@ -163,6 +175,8 @@ def decode_snapshot(data: bytes | memoryview, path: Path, instruments_digest: st
              "history": arrays["history"], "history_total": int(arrays["history_total"][0]),
              "risk": ({k: arrays[RISK_PREFIX + k] for k in RISK_TABLES} if risk_present
                       else None),
+             "parents": arrays.get("parents", np.zeros(0, PARENT_STATE_DTYPE)),
+             "children": int(arrays["children"][0]) if "children" in arrays else 0,
              "parts": {k: arrays[k] for k in parts}}
     return seq, state
 

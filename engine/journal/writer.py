@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..instruments import InstrumentSet
+from ..venues import VenueSet
 from ..schema import COMMAND_DTYPE
 from . import _codec
 from .format import (
@@ -84,6 +85,21 @@ def check_risk(manifest: Manifest, risk: RiskManifest | None, where: Path) -> No
         " start a new journal directory.")
 
 
+def check_venues(manifest: Manifest, venues: VenueSet, where: Path) -> None:
+    """JournalMismatch unless the journal was written for exactly these venues and books."""
+    theirs = manifest.venues_digest
+    ours = venues.digest() if venues else None
+    if theirs == ours:
+        return
+    what = ("without venues, the config has them" if theirs is None
+            else "with venues, the config has none" if ours is None
+            else f"for other venues or books (digest {theirs[:16]}..., the config's is"
+                 f" {ours[:16]}...)")
+    raise JournalMismatch(
+        f"{where}: the journal was written {what}. Use the config it was written with, or"
+        " start a new journal directory.")
+
+
 class JournalWriter:
     """Appends commands already stamped by the sequencer, gap-free, and tracks durability.
 
@@ -104,7 +120,7 @@ class JournalWriter:
     def __init__(self, path: str | os.PathLike[str] | None, instruments: InstrumentSet, *,
                  durability: Durability = "fsync", segment_bytes: int = DEFAULT_SEGMENT_BYTES,
                  clock_ns: Callable[[], int] = time.time_ns,
-                 risk: RiskManifest | None = None) -> None:
+                 risk: RiskManifest | None = None, venues: VenueSet | None = None) -> None:
         if durability not in DURABILITIES:
             raise ValueError(f"durability must be one of {', '.join(DURABILITIES)},"
                              f" got {durability!r}")
@@ -112,6 +128,7 @@ class JournalWriter:
             raise ValueError(f"segment_bytes must be at least {HEADER_SIZE + RECORD_SIZE}")
         self.durability = durability
         self.risk = risk
+        self.venues = venues if venues is not None else VenueSet.empty()
         self.instruments = instruments
         self.segment_bytes = segment_bytes
         self._clock_ns = clock_ns
@@ -169,11 +186,14 @@ class JournalWriter:
             if fresh:
                 manifest = Manifest(FORMAT_VERSION, __version__, self._clock_ns(),
                                     self.instruments.digest(),
-                                    tuple(i.config for i in self.instruments), self.risk)
+                                    tuple(i.config for i in self.instruments), self.risk,
+                                    self.venues.definition() if self.venues else None,
+                                    self.venues.digest() if self.venues else None)
                 write_atomic(path / MANIFEST, encode_manifest(manifest))
             manifest = read_manifest(path)
             check_instruments(manifest, self.instruments, path)
             check_risk(manifest, self.risk, path)
+            check_venues(manifest, self.venues, path)
             segments, torn = scan_journal(path, manifest)
             if torn is not None:
                 self._truncate(torn.path, torn.offset)

@@ -102,8 +102,9 @@ def check_tables(tables: Any, instrument_ids: Sequence[int],
     # positions
     for f in ("max_order_qty", "max_order_notional", "position_limit", "short_limit"):
         _range(pos, "positions", f, 0)
-    for f in ("cost", "fees", "open_buy_qty", "open_sell_qty"):
+    for f in ("cost", "open_buy_qty", "open_sell_qty"):
         _range(pos, "positions", f, 0)
+    # fees may be negative: a venue's maker rebate (docs/ROUTING.md, "Fees on every trade")
     row = _first(pos["restricted"] > 1)
     if row is not None:
         raise _fail("positions", row, "restricted must be 0 or 1")

@@ -35,7 +35,7 @@ def account_of(order_id: int) -> int:
 
 
 FIELDS = ("seq", "ts_ns", "order_id", "price", "qty", "instrument", "account", "cmd", "side",
-          "ord_type", "tif", "flags", "_pad")
+          "ord_type", "tif", "flags", "venue")
 
 
 def row(**fields: int) -> tuple:

@@ -45,8 +45,8 @@ from engine.schema import COMMAND_DTYPE, EVENT_DTYPE, CommandType, EventType, Fl
 from .conftest import workload
 
 REPO = Path(__file__).resolve().parents[2]
-# the fields a client chooses; seq and ts_ns are the server's, _pad is zeroed by it
-CLIENT_FIELDS = [n for n in COMMAND_DTYPE.names if n not in ("seq", "ts_ns", "_pad")]
+# the fields a client chooses; seq and ts_ns are the server's
+CLIENT_FIELDS = [n for n in COMMAND_DTYPE.names if n not in ("seq", "ts_ns")]
 STREAM_LEN = 300_000
 
 

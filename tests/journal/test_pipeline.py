@@ -16,6 +16,8 @@ from engine.journal.replay import replay
 from engine.pipeline import Engine
 from engine.schema import CommandType, EventType, Flags, OrdType, Reason, TimeInForce
 
+from tests.conftest import ROUTING_EVENTS
+
 from .conftest import INSTRUMENTS, counting_clock, workload
 
 
@@ -34,7 +36,7 @@ def every_kind(n: int, seed: int = 7) -> np.ndarray:
     kinds = rng.integers(0, 4, size=len(bad))
     cmds["instrument"][bad[kinds == 0]] = 99          # unknown instrument
     cmds["qty"][bad[kinds == 1]] = 0                   # invalid quantity
-    cmds["cmd"][bad[kinds == 2]] = 11                  # unknown command
+    cmds["cmd"][bad[kinds == 2]] = 12                  # unknown command
     cmds["account"][bad[kinds == 3]] = 5               # someone else's order (cancel/replace)
     # admin commands: halts resumed 40 commands later, limit changes, mass cancels
     admin = rng.choice(len(cmds) - 40, size=max(n // 1000, 4), replace=False)
@@ -86,8 +88,9 @@ def test_live_events_equal_replayed_events_byte_for_byte(jdir: Path) -> None:
         live_digest = eng.state_digest()
         assert eng.wait_durable(eng.last_seq, timeout=30)
     types = set(live["type"].tolist())
-    # every event type of a core without risk happened (test_risk_journal.py has RISK)
-    assert types == {int(t) for t in EventType} - {EventType.RISK}
+    # every event type of a core without risk or routing happened (test_risk_journal.py has
+    # RISK, test_routing_journal.py the parent events)
+    assert types == {int(t) for t in EventType} - {EventType.RISK, *ROUTING_EVENTS}
     reasons = set(live["reason"][live["type"] == EventType.REJECTED].tolist())
     assert {Reason.BOOK_UNKNOWN_INSTRUMENT, Reason.BOOK_INVALID_QUANTITY,
             Reason.BOOK_UNKNOWN_COMMAND, Reason.BOOK_UNKNOWN_ORDER,

@@ -19,7 +19,7 @@ from engine.journal.snapshot import (
     read_snapshot,
     write_snapshot,
 )
-from engine.schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE
+from engine.schema import INSTRUMENT_STATE_DTYPE, ORDER_STATE_DTYPE, PARENT_STATE_DTYPE
 
 from .conftest import INSTRUMENTS, workload
 
@@ -84,7 +84,7 @@ def test_a_snapshot_without_a_needed_part_or_with_another_layout_is_not_used(sta
 def test_layout_matches_the_spec(state: dict) -> None:
     raw = encode_snapshot(42, state, DIGEST, created_ns=7)
     magic, version, count, _, seq, created = struct.unpack_from("<8sHHIqq", raw, 0)
-    assert (magic, version, count, seq, created) == (b"ENGSNAP\n", 1, 4, 42, 7)
+    assert (magic, version, count, seq, created) == (b"ENGSNAP\n", 1, 6, 42, 7)
     assert raw[32:48] == bytes.fromhex(DIGEST)[:16]
     pos, names = 64, []
     for _ in range(count):
@@ -94,7 +94,9 @@ def test_layout_matches_the_spec(state: dict) -> None:
     assert names == [("instruments", INSTRUMENT_STATE_DTYPE.itemsize, 8),
                      ("orders", ORDER_STATE_DTYPE.itemsize, len(state["orders"])),
                      ("history", ORDER_STATE_DTYPE.itemsize, len(state["history"])),
-                     ("history_total", 8, 1)]
+                     ("history_total", 8, 1),
+                     ("parents", PARENT_STATE_DTYPE.itemsize, len(state.get("parents", ()))),
+                     ("children", 8, 1)]
     tmagic, crc, _ = struct.unpack_from("<8sII", raw, pos)
     assert pos + 16 == len(raw) and tmagic == b"SNAPEND\n"
     assert crc == _codec.crc32c(raw[:pos])
