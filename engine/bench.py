@@ -26,7 +26,7 @@ from .schema import (
     TimeInForce,
 )
 
-__all__ = ["WorkloadSpec", "make_workload", "risk_tables", "as_rows", "run_calls",
+__all__ = ["WorkloadSpec", "make_workload", "make_marked_workload", "risk_tables", "as_rows", "run_calls",
            "run_core_bench", "main"]
 
 
@@ -55,10 +55,17 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
     cancels and replaces mostly hit live orders, as real flow does (a few race with fills
     and are rejected, as real ones are too).
     """
+    return make_marked_workload(spec)[0]
+
+
+def make_marked_workload(spec: WorkloadSpec = WorkloadSpec()) -> tuple[np.ndarray, np.ndarray]:
+    """``make_workload``'s commands and a mask of its aggressive NEWs (the ones that may take
+    liquidity: market, marketable IOC and marketable GTC limits), for `engine bench route`."""
     from ._core import Core
 
     rng = np.random.default_rng(spec.seed)
     out = np.zeros(spec.n_commands, dtype=COMMAND_DTYPE)
+    aggressive = np.zeros(spec.n_commands, dtype=bool)
     scratch = Core(history=0)
     for i in range(spec.n_instruments):
         scratch.add_instrument(i)
@@ -130,6 +137,7 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
             r["ord_type"] = OrdType.LIMIT
             r["tif"] = TimeInForce.GTC
             if x < share_cancel + spec.share_replace + spec.share_aggressive:
+                aggressive[start + k] = True
                 kind = kinds[k]
                 through = int(offs[k]) % 5
                 price = mid + through if side == Side.BUY else mid - through
@@ -161,7 +169,7 @@ def make_workload(spec: WorkloadSpec = WorkloadSpec()) -> np.ndarray:
         gone = ev[(ev["type"] == EventType.TRADE) & (ev["leaves"] == 0)]["order_id"]
         for oid in gone.tolist():
             forget(oid)
-    return out
+    return out, aggressive
 
 
 def risk_tables(spec: WorkloadSpec = WorkloadSpec()) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""The `engine` command line: `engine demo`, `engine bench core|journal|gateway`, `engine replay`,
+"""The `engine` command line: `engine demo`, `engine bench core|journal|gateway|route`,
+`engine replay`,
 `engine serve`, `engine client`, `engine risk`, `engine keygen`.
 
 Only arranges calls into the library; every behaviour it shows lives in a module of its own.
@@ -11,12 +12,21 @@ import sys
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.target not in ("core", "journal", "gateway"):
-        print(f"engine bench: unknown target {args.target!r} (known: core, journal, gateway)",
-              file=sys.stderr)
+    if args.target not in ("core", "journal", "gateway", "route"):
+        print(f"engine bench: unknown target {args.target!r} (known: core, journal, gateway,"
+              " route)", file=sys.stderr)
         return 2
     progress = None if args.json else (lambda m: print(f"  .. {m}", file=sys.stderr, flush=True))
-    if args.target == "gateway":
+    if args.target == "route":
+        from .bench_route import format_report, run_route_bench
+
+        if not 1 <= args.venues <= 64:
+            print("engine bench route: --venues must be in 1..64", file=sys.stderr)
+            return 2
+        r = run_route_bench(1_000_000 if args.commands is None else args.commands,
+                            5 if args.repeat is None else args.repeat, n_venues=args.venues,
+                            seed=args.seed, progress=progress)
+    elif args.target == "gateway":
         from .bench_gateway import BenchArgumentError, format_report, parse_rate, \
             run_gateway_bench
 
@@ -165,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine", description="An in-memory order engine.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("bench", help="run a benchmark (target: core, journal or gateway)")
-    b.add_argument("target", help="what to benchmark: core, journal or gateway")
+    b = sub.add_parser("bench", help="run a benchmark (target: core, journal, gateway or route)")
+    b.add_argument("target", help="what to benchmark: core, journal, gateway or route")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--commands", type=int, default=None,
                    help="workload size (default: 1,000,000 for core, 5,000,000 for journal)")
@@ -178,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--memory-orders", type=int, default=1_000_000,
                    help="resting orders for the memory measurement")
     b.add_argument("--seed", type=int, default=42)
+    rt = b.add_argument_group("route")
+    rt.add_argument("--venues", type=int, default=3,
+                    help="venues the routed run spreads liquidity over (default: 3)")
     j = b.add_argument_group("journal")
     j.add_argument("--batch", type=int, default=1000, help="commands per journal append")
     j.add_argument("--append-commands", type=int, default=None,
