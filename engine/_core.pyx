@@ -196,9 +196,15 @@ cdef inline void free_order(State* st, int32_t oi) noexcept nogil:
     st.orders_free = oi
 
 
-cdef inline int grow_parents(State* st) noexcept nogil:
-    return grow_pool(<void**>&st.parents, &st.parents_cap, &st.parents_free, sizeof(Parent),
-                     PARENT_LINK, 16)
+cdef int grow_parents(State* st) noexcept nogil:
+    # a free slot has order_id 0 (the exports skip it)
+    cdef int32_t old = st.parents_cap, i
+    if grow_pool(<void**>&st.parents, &st.parents_cap, &st.parents_free, sizeof(Parent),
+                 PARENT_LINK, 16) != 0:
+        return -1
+    for i in range(old, st.parents_cap):
+        st.parents[i].order_id = 0
+    return 0
 
 
 cdef inline int32_t alloc_parent(State* st) noexcept nogil:
@@ -2397,7 +2403,8 @@ cdef class Core:
         if self.st.n_live or self.st.n_ev or self.st.hist_n:
             raise ValueError("enable_risk() needs a core without orders, pending events or"
                              " history")
-        ids = [self.st.books[b].instrument for b in range(self.st.n_books)]
+        # the tables count instruments (Book.ix order), not books
+        ids = list(dict.fromkeys(self.st.books[b].instrument for b in range(self.st.n_books)))
         checked = check_tables(tables, ids, fresh=True)
         self.st.risk = risk_from_tables(checked)
 
@@ -3135,7 +3142,9 @@ cdef class Core:
         if len(state["parents"]) != self.st.n_parents or \
                 self.st.n_parents != <Py_ssize_t>self.st.parent_map.size or \
                 self.st.n_parents != <Py_ssize_t>self.st.child_map.size:
-            raise AssertionError("parent count, parent index and child index disagree")
+            raise AssertionError(
+                f"parents: {len(state['parents'])} exported, count {self.st.n_parents}, "
+                f"{self.st.parent_map.size} indexed, {self.st.child_map.size} children indexed")
         try:
             _check_parents(state["parents"], state["children"], state["orders"])
         except ValueError as e:

@@ -232,7 +232,7 @@ def replace_items(draw) -> Item:
 
 @st.composite
 def unknown_command_items(draw) -> Item:
-    return Item(dict(cmd=draw(st.sampled_from([0, 11, 255])), order_id=draw(st.integers(1, N_IDS)),
+    return Item(dict(cmd=draw(st.sampled_from([0, 12, 255])), order_id=draw(st.integers(1, N_IDS)),
                      instrument=1, side=1, ord_type=1, tif=1, price=100, qty=1), None, None)
 
 
