@@ -34,7 +34,7 @@ bench: build
 	$(PY) -m pytest benchmarks -o python_files="bench_*.py" --benchmark-only -q
 
 fuzz: build
-	ENGINE_FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/core/test_differential.py -q
+	ENGINE_FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/core/test_differential.py tests/core/test_differential_risk.py tests/core/test_differential_routing.py -q
 
 clean:
 	rm -rf build engine/*.c engine/*.so engine/*.html $(VENV)

@@ -1,6 +1,6 @@
 """The `engine` command line: `engine demo`, `engine bench core|journal|gateway|route`,
 `engine replay`,
-`engine serve`, `engine client`, `engine risk`, `engine keygen`.
+`engine serve`, `engine client`, `engine risk`, `engine report best-execution`, `engine keygen`.
 
 Only arranges calls into the library; every behaviour it shows lives in a module of its own.
 """
@@ -171,6 +171,25 @@ def _cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .analytics import ReportArgumentError, run_best_execution
+    from .journal.format import JournalError
+
+    name = f"engine report {args.report}"
+    try:
+        report = run_best_execution(args.journal, out=args.out)
+    except (JournalError, ReportArgumentError) as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # an output file that cannot be written, a segment that cannot be read
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{name}: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(report.as_json()) + "\n" if args.json else report.format())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine", description="An in-memory order engine.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -319,6 +338,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help='print {"accounts": [{"seq", "risk", "orders"}, ...]} as one JSON'
                          " object (the same from a journal and from the server)")
     rk.set_defaults(func=_cmd_risk)
+
+    rp = sub.add_parser("report", help="reports over a journal (best-execution)")
+    reports = rp.add_subparsers(dest="report", required=True, metavar="REPORT")
+    bx = reports.add_parser(
+        "best-execution", help="execution quality of every routed (parent) order",
+        description="Replay a journal and report every routed (parent) order: quantity, limit,"
+                    " final status, filled quantity, average price, fees, the consolidated"
+                    " best bid and offer at arrival, slippage against the arrival mid (bps,"
+                    " positive = worse) and the venues used; then a summary (share filled at"
+                    " or better than the arrival best price, total fees, fees saved against"
+                    " routing every fill to the primary venue). Exit 2, with one line on"
+                    " stderr, if the journal or an argument cannot be used.")
+    bx.add_argument("journal", metavar="JOURNAL_DIR", help="the journal directory")
+    bx.add_argument("--out", metavar="FILE",
+                    help="write one row per parent to FILE.csv or FILE.parquet (written to a"
+                         " temporary file beside it, renamed on success)")
+    bx.add_argument("--json", action="store_true",
+                    help='print {"rows": [...], "summary": {...}} as one JSON object')
+    bx.set_defaults(func=_cmd_report)
     return p
 
 
