@@ -3116,6 +3116,9 @@ cdef class Core:
                             raise AssertionError(f"order {o.order_id}: filled out of range")
                         if map_get(&self.st.order_map, o.order_id) != oi:
                             raise AssertionError(f"order {o.order_id}: not indexed")
+                        if (o.flags & FLAG_CHILD) != 0 and \
+                                map_get(&self.st.child_map, o.order_id) < 0:
+                            raise AssertionError(f"child order {o.order_id}: no parent")
                         count += 1
                         total += o.qty - o.filled
                         prev = oi
@@ -3137,7 +3140,13 @@ cdef class Core:
             oi = self.st.orders[oi].next
         if free_orders + live != self.st.orders_cap:
             raise AssertionError("order pool leak")
-        # live parents and their resting children (docs/ROUTING.md, "Lifecycle")
+        # live parents and their resting children (docs/ROUTING.md, "Lifecycle"); the export
+        # (a copy of every order and of the history) only when there is something to check
+        if self.st.n_parents == 0 and self.st.parent_map.size == 0 and \
+                self.st.child_map.size == 0 and self.st.risk == NULL:
+            if any(self.st.parents[ps].order_id for ps in range(self.st.parents_cap)):
+                raise AssertionError("a parent slot is in use with no parent counted")
+            return
         state = self.export_state()
         if len(state["parents"]) != self.st.n_parents or \
                 self.st.n_parents != <Py_ssize_t>self.st.parent_map.size or \

@@ -67,9 +67,10 @@ MOVED = -1
 # until matching pops it off the front, the level empties, or dead entries outnumber live ones
 # (then the deque is compacted); queries and the digest skip dead entries. ``deque.remove``
 # instead costs O(queue) element comparisons per cancel.
-# An event is a tuple in EVENT_DTYPE field order: (seq, ts_ns, order_id, other_id, price, qty,
-# leaves, other_leaves, instrument, account, other_account, reason, type, side, cmd, 0), the
-# final 0 standing for the zeroed ``_pad`` as in engine/reference.py.
+# An event is a tuple of the EVENT_DTYPE fields a book without venues sets: (seq, ts_ns,
+# order_id, other_id, price, qty, leaves, other_leaves, instrument, account, other_account,
+# reason, type, side, cmd, 0), the final 0 standing for _pad[0]; _EVENT packs the zeroed
+# routing fields in between.
 
 # order() fields; a finished order is kept in the history as a tuple of these
 ORDER_FIELDS = ("order_id", "instrument", "account", "side", "ord_type", "tif", "flags", "price",
@@ -533,13 +534,14 @@ class PyBook:
         return [(o[0], o[4] - o[5]) for o in level[1] if not o[9]]
 
     def order(self, order_id: int) -> dict[str, Any] | None:
+        # PyBook has the default venue only: every order's venue is 0
         o = self._live.get(order_id)
         if o is not None:
             return dict(zip(ORDER_FIELDS, _record(
-                o, ST_NEW if o[5] == 0 else ST_PARTIALLY_FILLED, o[4] - o[5])))
+                o, ST_NEW if o[5] == 0 else ST_PARTIALLY_FILLED, o[4] - o[5])), venue=0)
         for record in reversed(self._history):  # newest first
             if record[0] == order_id:
-                return dict(zip(ORDER_FIELDS, record))
+                return dict(zip(ORDER_FIELDS, record), venue=0)
         return None
 
     @property

@@ -22,6 +22,7 @@ from engine.schema import (
     Flags,
     OrdType,
     Reason,
+    Strategy,
     TimeInForce,
     TradingState,
 )
@@ -183,7 +184,7 @@ def instrument_state(state: TradingState, min_qty: int, max_qty: int, order_id: 
 # Commands
 # ---------------------------------------------------------------------------------------------
 # A command row is a tuple in COMMAND_DTYPE field order:
-# (seq, ts_ns, order_id, price, qty, instrument, account, cmd, side, ord_type, tif, flags, _pad)
+# (seq, ts_ns, order_id, price, qty, instrument, account, cmd, side, ord_type, tif, flags, venue)
 
 def new_cmd(order_id: int, instrument: int, side: int, price: int, qty: int, account: int = 0,
             ord_type: int = OrdType.LIMIT, tif: int = TimeInForce.GTC, flags: int = 0,
@@ -237,11 +238,15 @@ def commands(rows: Iterable[tuple]) -> np.ndarray:
 
 def per_call_expressible(row: tuple) -> bool:
     """Can the per-call API send exactly this row? (It sends zeros for fields it does not take.)"""
-    seq, ts, oid, price, qty, instrument, account, cmd, side, ord_type, tif, flags, pad = row
-    if pad != 0:
+    seq, ts, oid, price, qty, instrument, account, cmd, side, ord_type, tif, flags, venue = row
+    if venue != 0 and cmd not in (CommandType.NEW, CommandType.ROUTE, CommandType.MASS_CANCEL,
+                                  CommandType.HALT, CommandType.RESUME, CommandType.SET_LIMITS):
         return False
     if cmd == CommandType.NEW:
         return True
+    if cmd == CommandType.ROUTE:
+        # route() sets the flags from its strategy: POST_REMAINDER or nothing
+        return flags in (0, Flags.POST_REMAINDER) and 0 <= tif <= 255
     if cmd == CommandType.CANCEL:
         return (price, qty, instrument, side, ord_type, tif, flags) == (0,) * 7
     if cmd == CommandType.REPLACE:
@@ -266,10 +271,16 @@ def per_call_expressible(row: tuple) -> bool:
 def send(engine: Any, row: tuple) -> int:
     """Send one command row through the per-call API; return the number of events appended."""
     assert per_call_expressible(row), f"the per-call API cannot send {row}"
-    seq, ts, oid, price, qty, instrument, account, cmd, side, ord_type, tif, flags, _ = row
+    seq, ts, oid, price, qty, instrument, account, cmd, side, ord_type, tif, flags, venue = row
     if cmd == CommandType.NEW:
         return engine.submit(oid, instrument, side, price, qty, account=account,
-                             ord_type=ord_type, tif=tif, flags=flags, seq=seq, ts_ns=ts)
+                             ord_type=ord_type, tif=tif, flags=flags, seq=seq, ts_ns=ts,
+                             venue=venue)
+    if cmd == CommandType.ROUTE:
+        return engine.route(oid, instrument, side, price, qty, account=account,
+                            ord_type=ord_type, tif=tif,
+                            strategy=Strategy.SWEEP_POST if flags else Strategy.SWEEP,
+                            venue=venue, seq=seq, ts_ns=ts)
     if cmd == CommandType.CANCEL:
         return engine.cancel(oid, account=account, seq=seq, ts_ns=ts)
     if cmd == CommandType.REPLACE:
@@ -277,13 +288,14 @@ def send(engine: Any, row: tuple) -> int:
     if cmd == CommandType.MASS_CANCEL:
         return engine.mass_cancel(account=account, instrument=instrument, side=side,
                                   all_accounts=bool(flags & Flags.ALL_ACCOUNTS), order_id=oid,
-                                  seq=seq, ts_ns=ts)
+                                  seq=seq, ts_ns=ts, venue=venue)
     if cmd == CommandType.HALT:
-        return engine.halt(instrument, account=account, seq=seq, ts_ns=ts)
+        return engine.halt(instrument, account=account, seq=seq, ts_ns=ts, venue=venue)
     if cmd == CommandType.RESUME:
-        return engine.resume(instrument, account=account, seq=seq, ts_ns=ts)
+        return engine.resume(instrument, account=account, seq=seq, ts_ns=ts, venue=venue)
     if cmd == CommandType.SET_LIMITS:
-        return engine.set_limits(instrument, price, qty, account=account, seq=seq, ts_ns=ts)
+        return engine.set_limits(instrument, price, qty, account=account, seq=seq, ts_ns=ts,
+                                 venue=venue)
     if cmd == CommandType.SET_RISK:
         return engine.set_risk(ord_type, qty, account=account, instrument=instrument, aux=price,
                                seq=seq, ts_ns=ts)

@@ -31,7 +31,7 @@ from ..schema import (
 )
 from .tables import MAX_BPS, MAX_FEE_PPM, MAX_RATE, check_tables
 
-__all__ = ["RiskModel", "notional", "convert", "saturate", "ceil_div"]
+__all__ = ["RiskModel", "notional", "convert", "saturate", "ceil_div", "fee"]
 
 INT64_MIN = -(1 << 63)
 NANO = 10 ** 9  # nano-tokens per token of the order-rate bucket
@@ -56,6 +56,15 @@ def ceil_div(a: int, b: int) -> int:
 def notional(price: int, qty: int, k: int) -> int:
     """``price * qty * k`` cash units, exact up to NOTIONAL_CAP; above it, NOTIONAL_CAP + 1."""
     return min(price * qty * k, NOTIONAL_CAP + 1)
+
+
+def fee(n: int, ppm: int) -> int:
+    """docs/ROUTING.md, "Fees on every trade": ``ppm`` millionths of the notional ``n >= 0``,
+    a fee (``ppm >= 0``) rounded up, a rebate (``ppm < 0``) rounded toward zero; saturating at
+    the int64 range (reached only by a 2_000_000 ppm fee on a notional at NOTIONAL_CAP)."""
+    if ppm >= 0:
+        return saturate(ceil_div(n * ppm, 10 ** 6))
+    return saturate(-((n * -ppm) // 10 ** 6))
 
 
 def convert(x: int, from_fx: int, to_fx: int, same: bool) -> int:
@@ -425,15 +434,24 @@ class RiskModel:
         else:
             pos.open_sell_qty = saturate(pos.open_sell_qty + sign * order.open)
 
-    def fill(self, taker: OrderLike, maker: OrderLike, price: int, qty: int) -> None:
+    def fee_ppm(self, instrument: int) -> int:
+        """The instrument's risk fee ``F`` (docs/ROUTING.md, "Fees on every trade")."""
+        return self._instrument(instrument).fee_ppm
+
+    def k(self, instrument: int) -> int:
+        """The instrument's cash units per tick x lot (the tables' ``k``)."""
+        return self._instrument(instrument).k
+
+    def fill(self, taker: OrderLike, maker: OrderLike, price: int, qty: int,
+             taker_fee: int, maker_fee: int) -> None:
         """One fill of ``qty`` lots at ``price`` (the maker's) ticks: cash, fees, positions,
         cost and realized P&L of each side (taker first, then maker), the maker's open
-        exposure, the instrument's last price."""
+        exposure, the instrument's last price. The fees are the caller's (docs/ROUTING.md:
+        the venue's fee plus the instrument's ``fee_ppm``; a negative fee is a rebate)."""
         inst = self._instrument(taker.instrument)
         n = price * qty * inst.k
-        fee = ceil_div(n * inst.fee_ppm, 10 ** 6)
-        for order in (taker, maker):
-            self._fill_side(order.account, inst, order.side, qty, n, fee)
+        for order, fee_ in ((taker, taker_fee), (maker, maker_fee)):
+            self._fill_side(order.account, inst, order.side, qty, n, fee_)
         # the resting maker's open quantity shrinks (at its own price: n is its notional)
         pos = self._position(maker.account, maker.instrument)
         if maker.side == Side.BUY:

@@ -25,7 +25,7 @@ CORE = load_core_class()
 
 # (venue, maker_fee, taker_fee, priority): a lit venue with a rebate, a cheap one, a free one
 # that ties the cheap one in priority (so the venue id decides), and one listing nothing.
-VENUES = [(1, -20, 3000, 0), (2, 0, 1000, 1), (3, 0, 0, 1), (5, 100, 100, 2)]
+VENUES = [(1, -2000, 3000, 0), (2, 0, 1000, 1), (3, 0, 0, 1), (5, 100, 100, 2)]
 # (instrument, venue, tick, lot): instrument 1 on three venues (2 with lot 2, 3 with tick 2),
 # instrument 2 on venue 1 only, instrument 3 on the default venue (not routable).
 BOOKS = [(1, 1, 1, 1), (1, 2, 1, 2), (1, 3, 2, 1), (2, 1, 1, 1), (3, 0, 1, 1)]

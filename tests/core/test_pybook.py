@@ -286,7 +286,7 @@ def test_process_matches_the_reference_on_raw_rows():
     rows["qty"] = rng.integers(0, 14, len(rows))
     rows["instrument"] = rng.choice([1, 2, 3, 9], len(rows))
     rows["account"] = rng.integers(0, 3, len(rows))
-    rows["cmd"] = rng.choice([0, 1, 1, 1, 1, 2, 2, 3, 3, 11], len(rows))
+    rows["cmd"] = rng.choice([0, 1, 1, 1, 1, 2, 2, 3, 3, 12], len(rows))
     rows["side"] = rng.choice([0, 1, 2, 2, 1], len(rows))
     rows["ord_type"] = rng.choice([1, 1, 1, 2, 3], len(rows))
     rows["tif"] = rng.choice([1, 1, 2, 3, 0], len(rows))
