@@ -2,8 +2,9 @@
 
 This module only re-exports. Messages and framing are in ``protocol`` (docs/PROTOCOL.md),
 API keys in ``auth``, report numbering in ``reports``, books for subscribers in
-``marketdata``, the risk messages' exact conversions in ``risk``, the asyncio server in
-``server``, the client library in ``client``.
+``marketdata``, venue names and routed orders at the edge in ``routing``, the risk messages'
+exact conversions in ``risk``, the asyncio server in ``server``, the client library in
+``client``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Type stubs for the compiled report builder (engine/gateway/_reports.pyx): the same face as
 engine.gateway.reports.ReportBuilder, the same frames byte for byte."""
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,15 +13,17 @@ class FastReportBuilder:
     recovered: Callable[..., None] | None    # (account, report_seq, frame), or with runs:
                                              # (account, first, last, frames joined)
     runs: bool
+    venues: dict[int, str]                   # venue id -> name (others: their number)
 
     def __init__(self, recovered: Callable[..., None] | None = None,
-                 runs: bool = False) -> None: ...
+                 runs: bool = False, venues: Mapping[int, str] | None = None) -> None: ...
     @property
     def last(self) -> dict[int, int]:
         """account -> last report_seq issued (a copy)."""
     @property
     def fills(self) -> dict[int, list[int]]:
-        """order id -> [cum_qty, cum_notional] of open orders with fills (a copy)."""
+        """order id -> [cum_qty, cum_notional] of open orders with fills, and -(a live routed
+        order's id) -> [its total qty, its fees so far] (a copy)."""
     def next_report_seq(self, account: int) -> int: ...
     def take(self) -> list[Any]: ...
     def on_batch(self, commands: Any, events: np.ndarray, live: bool) -> None: ...

@@ -2,8 +2,8 @@
 """The compiled twin of engine/gateway/reports.py: ReportBuilder's numbering, fill totals and
 ExecutionReport frames, byte for byte, without a Python object per event or per field.
 
-Owns the same state as ReportBuilder (per-account report numbers, per-order fill totals) in C
-hash maps, and writes each frame's MessagePack straight into one growing buffer per batch, the
+Owns the same state as ReportBuilder (per-account report numbers, per-order fill totals, each
+live routed order's total and fees; the venue names) in C hash maps, and writes each frame's MessagePack straight into one growing buffer per batch, the
 way ``msgspec.msgpack.Encoder`` encodes an ``ExecutionReport`` (tests/gateway/
 test_reports_fast.py holds the two together). Must never differ from ReportBuilder in a byte
 or in a snapshot array: either may write a snapshot the other loads.
@@ -11,12 +11,13 @@ or in a snapshot array: either may write a snapshot the other loads.
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
+import msgspec
 import numpy as np
 
-from engine.gateway.reports import ACCOUNTS_DTYPE, FILLS_DTYPE
+from engine.gateway.reports import ACCOUNTS_DTYPE, FILLS_DTYPE, venue_table
 from engine.schema import EVENT_DTYPE
 
 cnp.import_array()
@@ -59,7 +60,9 @@ cdef extern from *:
     enum { RB_OK = 0, RB_FRAME = 1, RB_NOMEM = -1, RB_OVERFLOW = -2, RB_ZERODIV = -3,
            RB_SEQ_OVERFLOW = -4, RB_NOTIONAL_OVERFLOW = -5 };
     enum { RB_STATE_ONLY = 0, RB_COLLECT = 1, RB_EACH = 2 };
-    enum { RB_FRAME_MAX = 512 };   /* no ExecutionReport frame is longer (about 330 bytes) */
+    /* no ExecutionReport frame is longer (about 330 bytes, plus a venue name of at most 64
+       characters: 259 bytes of MessagePack, plus the fee fields and the strategy) */
+    enum { RB_FRAME_MAX = 1024 };
 
     static inline uint64_t rb_mix(uint64_t z) {
         z += 0x9E3779B97F4A7C15ull;
@@ -301,17 +304,23 @@ cdef extern from *:
     #define K_LAST_QTY "\\xa8" "last_qty"
     #define K_LIQUIDITY "\\xa9" "liquidity"
     #define K_REASON "\\xa6" "reason"
+    #define K_VENUE "\\xa5" "venue"
+    #define K_FEE "\\xa3" "fee"
+    #define K_CUM_FEE "\\xa7" "cum_fee"
+    #define K_STRATEGY "\\xa8" "strategy"
 
     /* a string value: its MessagePack bytes and their length */
     typedef struct { const char *b; size_t n; } rb_str;
     #define S(lit) {lit, sizeof(lit) - 1}
     static const rb_str S_EMPTY = S("\\xa0");
     /* by CommandType: the order commands, MASS_CANCEL (4) and KILL_SWITCH (9), whose
-       cancellations are reports; the other admin commands make none */
-    static const rb_str S_REQUEST[10] = {S("\\xa0"), S("\\xa3" "new"), S("\\xa6" "cancel"),
+       cancellations are reports, and ROUTE (11: a NewOrder with venue SMART, "new"); the other
+       admin commands make none */
+    static const rb_str S_REQUEST[12] = {S("\\xa0"), S("\\xa3" "new"), S("\\xa6" "cancel"),
                                          S("\\xa7" "replace"), S("\\xab" "mass_cancel"),
                                          S("\\xa0"), S("\\xa0"), S("\\xa0"), S("\\xa0"),
-                                         S("\\xab" "kill_switch")};
+                                         S("\\xab" "kill_switch"), S("\\xa0"),
+                                         S("\\xa3" "new")};
     static const rb_str S_SIDE[3] = {S("\\xa0"), S("\\xa3" "buy"), S("\\xa4" "sell")};
     static const rb_str X_NEW = S("\\xa3" "new"), X_TRADE = S("\\xa5" "trade"),
         X_CANCELLED = S("\\xa9" "cancelled"), X_REPLACED = S("\\xa8" "replaced"),
@@ -320,6 +329,12 @@ cdef extern from *:
         ST_FILLED = S("\\xa6" "filled"), ST_CANCELLED = S("\\xa9" "cancelled"),
         ST_REJECTED = S("\\xa8" "rejected");
     static const rb_str L_TAKER = S("\\xa5" "taker"), L_MAKER = S("\\xa5" "maker");
+    static const rb_str X_DONE = S("\\xa4" "done");
+    static const rb_str G_SWEEP = S("\\xa5" "sweep"), G_SWEEP_POST = S("\\xaa" "sweep_post");
+    /* by OrderStatus (PARENT_DONE's reason) */
+    static const rb_str S_STATUS[6] = {S("\\xa0"), S("\\xa3" "new"), S("\\xb0" "partially_filled"),
+                                       S("\\xa6" "filled"), S("\\xa9" "cancelled"),
+                                       S("\\xa8" "rejected")};
     #undef S
     static inline uint8_t *mp_str(uint8_t *p, rb_str s) { memcpy(p, s.b, s.n); return p + s.n; }
 
@@ -335,7 +350,7 @@ cdef extern from *:
         RB_PUT(p, K_TS_NS); p = mp_int(p, e->ts_ns);
         RB_PUT(p, K_EXEC_TYPE); p = mp_str(p, exec_type);
         RB_PUT(p, K_REQUEST);
-        p = mp_str(p, e->cmd >= 1 && e->cmd <= 9 ? S_REQUEST[e->cmd] : S_EMPTY);
+        p = mp_str(p, e->cmd >= 1 && e->cmd <= 11 ? S_REQUEST[e->cmd] : S_EMPTY);
         RB_PUT(p, K_CL_ORD_ID); p = mp_uint(p, cl_ord_id);
         RB_PUT(p, K_INSTRUMENT); p = mp_uint(p, e->instrument);
         return p;
@@ -354,7 +369,19 @@ cdef extern from *:
         uint8_t *buf; size_t buf_n, buf_cap;
         rb_frame *fr; size_t fr_n, fr_cap;
         int64_t defer_key; int defer;   /* RB_EACH: a filled order's totals, removed on resume */
+        int64_t taker;                  /* the taker of the batch's last TRADE */
+        rb_str *vn; size_t vn_n;        /* venue id -> its name's MessagePack (b NULL: none) */
     } rb_t;
+
+    /* a venue's name: the configured one, else its number (as reports.py: str(venue)) */
+    static inline uint8_t *rb_venue(uint8_t *p, const rb_t *rb, uint16_t v) {
+        if (v < rb->vn_n && rb->vn[v].b) return mp_str(p, rb->vn[v]);
+        char d[5]; int n = 0;
+        do { d[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+        *p++ = (uint8_t)(0xa0 | n);
+        while (n) *p++ = (uint8_t)d[--n];
+        return p;
+    }
 
     static int rb_reserve(rb_t *rb) {   /* room for the two frames of one event */
         if (rb->buf_n + 2 * RB_FRAME_MAX > rb->buf_cap) {
@@ -396,10 +423,15 @@ cdef extern from *:
         int64_t my_leaves = maker ? e->other_leaves : e->leaves;
         uint32_t my_acct = maker ? e->other_account : e->account;
         int my_side = maker ? 3 - (int)e->side : (int)e->side;
-        rb_fill *f = fmap_slot(&rb->fills, mine);
+        int64_t my_fee = maker ? e->other_fee : e->fee;
+        rb_fill *f;
         rb_i128 notional;
         uint64_t n;
         int rc;
+        /* a child's fill: its parent's PARENT_FILL reports it (the event names the taker's
+           parent; a maker child has a negative id) */
+        if (maker ? e->other_id < 0 : e->parent_id != 0) return RB_OK;
+        f = fmap_slot(&rb->fills, mine);
         if (!f) return RB_NOMEM;
         if (__builtin_add_overflow(f->notional, (rb_i128)e->price * e->qty, &notional))
             return RB_NOTIONAL_OVERFLOW;       /* past what any journal holds: see the class */
@@ -431,6 +463,8 @@ cdef extern from *:
             if (e->price != 0) { RB_PUT(p, K_LAST_PRICE); p = mp_int(p, e->price); fields++; }
             if (e->qty != 0) { RB_PUT(p, K_LAST_QTY); p = mp_int(p, e->qty); fields++; }
             RB_PUT(p, K_LIQUIDITY); p = mp_str(p, maker ? L_MAKER : L_TAKER);
+            if (e->venue != 0) { RB_PUT(p, K_VENUE); p = rb_venue(p, rb, e->venue); fields++; }
+            if (my_fee != 0) { RB_PUT(p, K_FEE); p = mp_int(p, my_fee); fields++; }
             rb_frame_end(start, p, fields);
             rb_add_frame(rb, my_acct, n, start, p);
         }
@@ -442,16 +476,34 @@ cdef extern from *:
         return frames ? RB_FRAME : RB_OK;
     }
 
-    /* ACCEPTED, CANCELLED, REPLACED, and REJECTED of NEW/CANCEL/REPLACE */
+    /* ACCEPTED, CANCELLED, REPLACED, and REJECTED of NEW/CANCEL/REPLACE/ROUTE, of an order that
+       is not a child. A live parent (an entry under -order_id: its total and fees) reports its
+       cancels without closing its totals (PARENT_DONE does), and keeps its total on a replace;
+       a ROUTE's ACCEPTED of the parent makes that entry. */
     static int rb_order_event(rb_t *rb, const rb_event *e, int frames) {
         uint64_t n;
-        rb_i128 cum = 0, notional = 0;
-        int rc;
+        rb_i128 cum = 0, notional = 0, total = 0, fees = 0;
+        int rc, parent = 0;
+        rb_fill *f, *info = NULL;
         if ((rc = rb_next_seq(rb, e->account, &n)) != RB_OK) return rc;
-        rb_fill *f = fmap_find(&rb->fills, e->order_id);
-        if (f) {
-            cum = f->cum; notional = f->notional;
-            if (e->type == 4) fmap_remove(&rb->fills, f);   /* CANCELLED: the order is done */
+        if (e->order_id > 0 && e->type != 2) info = fmap_find(&rb->fills, -e->order_id);
+        if (info) {
+            parent = 1;
+            if (e->type == 5 && e->qty > 0) info->cum = e->qty;      /* REPLACED: the new total */
+            total = info->cum; fees = info->notional;
+            f = fmap_find(&rb->fills, e->order_id);
+            if (f) { cum = f->cum; notional = f->notional; }
+        } else {
+            f = fmap_find(&rb->fills, e->order_id);
+            if (f) {
+                cum = f->cum; notional = f->notional;
+                if (e->type == 4) fmap_remove(&rb->fills, f);   /* CANCELLED: the order is done */
+            }
+            if (e->type == 1 && e->cmd == 11 && e->order_id > 0 && e->qty > 0) {
+                info = fmap_slot(&rb->fills, -e->order_id);     /* a new parent */
+                if (!info) return RB_NOMEM;
+                info->cum = e->qty; info->notional = 0;
+            }
         }
         if (!frames) return RB_OK;
         uint8_t *start = rb->buf + rb->buf_n, *p;
@@ -463,10 +515,19 @@ cdef extern from *:
         switch (e->type) {
         case 1: exec_type = X_NEW; status = ST_NEW; reason = 0; break;
         case 4:
-            exec_type = X_CANCELLED; status = ST_CANCELLED; qty = cum + e->qty; leaves = 0;
+            exec_type = X_CANCELLED;
+            if (parent) {
+                qty = total;
+                status = leaves == 0 ? ST_CANCELLED : cum != 0 ? ST_PARTIAL : ST_NEW;
+            } else {
+                status = ST_CANCELLED; qty = cum + e->qty; leaves = 0;
+            }
             break;
         case 5: exec_type = X_REPLACED; status = cum != 0 ? ST_PARTIAL : ST_NEW; reason = 0; break;
-        default: exec_type = X_REJECTED; status = e->cmd == 1 ? ST_REJECTED : S_EMPTY; break;
+        default:
+            exec_type = X_REJECTED;
+            status = e->cmd == 1 || e->cmd == 11 ? ST_REJECTED : S_EMPTY;
+            break;
         }
         p = rb_frame_head(start, n, e, exec_type, (uint64_t)e->order_id & 0xFFFFFFFFu);
         if (e->side == 1 || e->side == 2) {
@@ -489,6 +550,104 @@ cdef extern from *:
         }
         RB_PUT(p, K_AVG_PRICE); p = mp_f64(p, cum != 0 ? rb_true_div(notional, cum) : 0.0);
         if (reason != 0) { RB_PUT(p, K_REASON); p = mp_uint(p, reason); fields++; }
+        if (e->venue != 0) { RB_PUT(p, K_VENUE); p = rb_venue(p, rb, e->venue); fields++; }
+        if (parent && fees != 0) {
+            RB_PUT(p, K_CUM_FEE); fields++;
+            if (!(p = mp_i128(p, fees))) return RB_OVERFLOW;
+        }
+        if (e->type == 1 && e->cmd == 11 && e->order_id > 0) {
+            RB_PUT(p, K_STRATEGY); p = mp_str(p, e->venue ? G_SWEEP_POST : G_SWEEP); fields++;
+        }
+        rb_frame_end(start, p, fields);
+        rb_add_frame(rb, e->account, n, start, p);
+        return RB_FRAME;
+    }
+
+    /* PARENT_FILL: a child's fill rolled up into its parent, the parent's trade report */
+    static int rb_parent_fill(rb_t *rb, const rb_event *e, int frames) {
+        uint64_t n;
+        rb_i128 notional, total;
+        int rc;
+        rb_fill *f = fmap_find(&rb->fills, e->order_id), *info;
+        if (__builtin_add_overflow(f ? f->notional : 0, (rb_i128)e->price * e->qty, &notional))
+            return RB_NOTIONAL_OVERFLOW;
+        if (!f && !(f = fmap_slot(&rb->fills, e->order_id))) return RB_NOMEM;
+        f->cum += e->qty;
+        f->notional = notional;
+        info = e->order_id > 0 ? fmap_find(&rb->fills, -e->order_id) : NULL;
+        if (info) info->notional = e->other_fee;
+        total = info ? info->cum : f->cum + e->leaves;
+        rb_i128 cum = f->cum;
+        if ((rc = rb_next_seq(rb, e->account, &n)) != RB_OK) return rc;
+        if (!frames) return RB_OK;
+        uint8_t *start = rb->buf + rb->buf_n, *p;
+        unsigned fields = 11;      /* the head's 8, status, avg_price, liquidity */
+        p = rb_frame_head(start, n, e, X_TRADE, (uint64_t)e->order_id & 0xFFFFFFFFu);
+        if (e->side == 1 || e->side == 2) {
+            RB_PUT(p, K_SIDE); p = mp_str(p, S_SIDE[e->side]); fields++;
+        }
+        RB_PUT(p, K_STATUS);
+        p = mp_str(p, e->leaves != 0 ? ST_PARTIAL : total == cum ? ST_FILLED : ST_CANCELLED);
+        if (total != 0) {
+            RB_PUT(p, K_QTY); fields++;
+            if (!(p = mp_i128(p, total))) return RB_OVERFLOW;
+        }
+        if (e->leaves != 0) { RB_PUT(p, K_LEAVES_QTY); p = mp_int(p, e->leaves); fields++; }
+        if (cum != 0) {
+            RB_PUT(p, K_CUM_QTY); fields++;
+            if (!(p = mp_i128(p, cum))) return RB_OVERFLOW;
+        }
+        if (notional != 0 && notional >= RB_NOTIONAL_WIRE_MIN
+                && notional <= RB_NOTIONAL_WIRE_MAX) {
+            RB_PUT(p, K_CUM_NOTIONAL); p = mp_int(p, (int64_t)notional); fields++;
+        }
+        RB_PUT(p, K_AVG_PRICE); p = mp_f64(p, cum != 0 ? rb_true_div(notional, cum) : 0.0);
+        if (e->price != 0) { RB_PUT(p, K_LAST_PRICE); p = mp_int(p, e->price); fields++; }
+        if (e->qty != 0) { RB_PUT(p, K_LAST_QTY); p = mp_int(p, e->qty); fields++; }
+        RB_PUT(p, K_LIQUIDITY); p = mp_str(p, e->other_id == rb->taker ? L_TAKER : L_MAKER);
+        if (e->venue != 0) { RB_PUT(p, K_VENUE); p = rb_venue(p, rb, e->venue); fields++; }
+        if (e->fee != 0) { RB_PUT(p, K_FEE); p = mp_int(p, e->fee); fields++; }
+        if (e->other_fee != 0) { RB_PUT(p, K_CUM_FEE); p = mp_int(p, e->other_fee); fields++; }
+        rb_frame_end(start, p, fields);
+        rb_add_frame(rb, e->account, n, start, p);
+        return RB_FRAME;
+    }
+
+    /* PARENT_DONE: a routed order ended; its totals go */
+    static int rb_parent_done(rb_t *rb, const rb_event *e, int frames) {
+        uint64_t n;
+        rb_i128 cum = 0, notional = 0;
+        int rc;
+        rb_fill *f = fmap_find(&rb->fills, e->order_id);
+        if (f) { cum = f->cum; notional = f->notional; fmap_remove(&rb->fills, f); }
+        if (e->order_id > 0 && (f = fmap_find(&rb->fills, -e->order_id)))
+            fmap_remove(&rb->fills, f);
+        if ((rc = rb_next_seq(rb, e->account, &n)) != RB_OK) return rc;
+        if (!frames) return RB_OK;
+        uint8_t *start = rb->buf + rb->buf_n, *p;
+        unsigned fields = 10;      /* the head's 8, avg_price, strategy */
+        p = rb_frame_head(start, n, e, X_DONE, (uint64_t)e->order_id & 0xFFFFFFFFu);
+        if (e->side == 1 || e->side == 2) {
+            RB_PUT(p, K_SIDE); p = mp_str(p, S_SIDE[e->side]); fields++;
+        }
+        if (e->reason >= 1 && e->reason <= 5) {
+            RB_PUT(p, K_STATUS); p = mp_str(p, S_STATUS[e->reason]); fields++;
+        }
+        if (e->price != 0) { RB_PUT(p, K_PRICE); p = mp_int(p, e->price); fields++; }
+        if (e->qty != 0) { RB_PUT(p, K_QTY); p = mp_int(p, e->qty); fields++; }
+        if (e->leaves != 0) { RB_PUT(p, K_LEAVES_QTY); p = mp_int(p, e->leaves); fields++; }
+        if (cum != 0) {
+            RB_PUT(p, K_CUM_QTY); fields++;
+            if (!(p = mp_i128(p, cum))) return RB_OVERFLOW;
+        }
+        if (notional != 0 && notional >= RB_NOTIONAL_WIRE_MIN
+                && notional <= RB_NOTIONAL_WIRE_MAX) {
+            RB_PUT(p, K_CUM_NOTIONAL); p = mp_int(p, (int64_t)notional); fields++;
+        }
+        RB_PUT(p, K_AVG_PRICE); p = mp_f64(p, cum != 0 ? rb_true_div(notional, cum) : 0.0);
+        if (e->venue != 0) { RB_PUT(p, K_VENUE); p = rb_venue(p, rb, e->venue); fields++; }
+        if (e->other_fee != 0) { RB_PUT(p, K_CUM_FEE); p = mp_int(p, e->other_fee); fields++; }
+        RB_PUT(p, K_STRATEGY); p = mp_str(p, e->venue ? G_SWEEP_POST : G_SWEEP);
         rb_frame_end(start, p, fields);
         rb_add_frame(rb, e->account, n, start, p);
         return RB_FRAME;
@@ -508,6 +667,7 @@ cdef extern from *:
             const rb_event *e = &ev[i];
             if (frames && rb_reserve(rb) != 0) { *pos = i; return RB_NOMEM; }
             if (e->type == 3) {                                       /* TRADE */
+                rb->taker = e->order_id;
                 for (int k = *leg; k < 2; k++) {
                     rc = rb_trade_leg(rb, e, k, mode);
                     if (rc < 0) { *pos = i; *leg = k; return rc; }
@@ -520,8 +680,18 @@ cdef extern from *:
                 continue;
             }
             *leg = 0;
+            if (e->type == 8 || e->type == 9) {                       /* PARENT_FILL, _DONE */
+                rc = e->type == 8 ? rb_parent_fill(rb, e, frames) : rb_parent_done(rb, e, frames);
+                if (rc < 0) { *pos = i; return rc; }
+                if (rc == RB_FRAME && mode == RB_EACH) { *pos = i + 1; return RB_FRAME; }
+                continue;
+            }
+            if (e->parent_id != 0) continue;      /* a child's own events: its parent reports */
             if (e->type == 2) {                                       /* REJECTED */
-                if (e->cmd < 1 || e->cmd > 3) continue;   /* admin, mass cancel: the requester's */
+                /* admin, mass cancel: the requester's */
+                if ((e->cmd < 1 || e->cmd > 3) && e->cmd != 11) continue;
+                /* a command naming a child: no client order id names it */
+                if (e->order_id < 0) continue;
             } else if (e->type != 1 && e->type != 4 && e->type != 5) {
                 continue;                                  /* instrument state: market data */
             }
@@ -550,6 +720,7 @@ cdef extern from *:
     static void rb_init(rb_t *rb) { memset(rb, 0, sizeof(*rb)); }
     static void rb_free(rb_t *rb) {
         amap_free(&rb->acc); fmap_free(&rb->fills);
+        free(rb->vn); rb->vn = NULL; rb->vn_n = 0;
         free(rb->buf); free(rb->fr);
         rb->buf = NULL; rb->fr = NULL; rb->buf_cap = rb->fr_cap = rb->buf_n = rb->fr_n = 0;
     }
@@ -616,6 +787,9 @@ cdef extern from *:
         uint64_t report_seq
         size_t off
         size_t len
+    ctypedef struct rb_str:
+        const char* b
+        size_t n
     ctypedef struct rb_t:
         rb_amap acc
         rb_fmap fills
@@ -623,6 +797,9 @@ cdef extern from *:
         size_t buf_n
         rb_frame* fr
         size_t fr_n
+        int64_t taker
+        rb_str* vn
+        size_t vn_n
 
     enum:
         RB_OK, RB_FRAME, RB_NOMEM, RB_OVERFLOW, RB_ZERODIV, RB_SEQ_OVERFLOW, RB_NOTIONAL_OVERFLOW
@@ -725,6 +902,8 @@ cdef class FastReportBuilder:
     cdef public list pending
     cdef public object recovered
     cdef readonly bint runs  # pending holds (account, first, last, frames joined) per batch
+    cdef readonly dict venues   # venue id -> name (an id not in it is named by its number)
+    cdef bytes _vn_blob         # the names' MessagePack, which rb.vn points into
     cdef int busy        # on_batch is running without the GIL
     cdef int in_batch    # on_batch is running (it may be calling ``recovered``)
 
@@ -736,10 +915,29 @@ cdef class FastReportBuilder:
         if amap_init(&self.rb.acc, 16) != 0 or fmap_init(&self.rb.fills, 1024) != 0:
             raise MemoryError()
 
-    def __init__(self, recovered=None, runs=False):
+    def __init__(self, recovered=None, runs=False, venues=None):
+        cdef Py_ssize_t off = 0
+        cdef rb_str* vn
+        cdef size_t nv
         self.pending = []
         self.recovered = recovered
         self.runs = bool(runs)
+        table = venue_table(venues)
+        encoded = {k: msgspec.msgpack.encode(v) for k, v in table.items()}
+        blob = b"".join(encoded.values())
+        nv = <size_t>(max(table) + 1) if table else 0      # ids are 1..65535
+        vn = <rb_str*>calloc(nv, sizeof(rb_str)) if nv else NULL
+        if nv and vn == NULL:
+            raise MemoryError()
+        free(self.rb.vn)
+        self.rb.vn = vn
+        self.rb.vn_n = nv
+        self._vn_blob = blob
+        for k, data in encoded.items():
+            vn[k].b = PyBytes_AS_STRING(blob) + off
+            vn[k].n = len(data)
+            off += len(data)
+        self.venues = table
 
     def __dealloc__(self):
         rb_free(&self.rb)
@@ -765,8 +963,9 @@ cdef class FastReportBuilder:
 
     @property
     def fills(self):
-        """order id -> [cum_qty, cum_notional] of the orders with fills that are still open
-        (a copy, by order id; ReportBuilder's ``fills``)."""
+        """order id -> [cum_qty, cum_notional] of the orders with fills that are still open,
+        and -(a live routed order's id) -> [its total qty, its fees so far] (a copy, by key;
+        ReportBuilder's ``fills``)."""
         cdef size_t i
         cdef int64_t ch, nh
         cdef uint64_t cl, nl
@@ -821,6 +1020,7 @@ cdef class FastReportBuilder:
         if out is None:
             raise TypeError("pending must be a list")
         self.in_batch = 1
+        self.rb.taker = 0           # a PARENT_FILL's liquidity looks back within its batch only
         try:
             if mode == RB_EACH:
                 while True:

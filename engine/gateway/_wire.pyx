@@ -7,7 +7,12 @@ must never accept a message the msgspec decoder (engine/gateway/protocol.py) wou
 read one differently: anything it is not certain of (another type, an unusual encoding, a
 duplicate or unknown key, a value out of range, trailing bytes) is left to the slow path, which
 decodes it with msgspec and answers exactly as the protocol says. tests/gateway/test_wire.py
-holds the two paths to each other.
+holds the two paths to each other (and tests/gateway/test_routing_gateway.py for venues).
+
+A NewOrder's ``venue``, ``strategy`` and ``post_venue`` are taken when the server's venue table
+(engine/gateway/routing.py, ``VenueNames.wire_table``) names them: a venue's book (a NEW with
+that venue) or SMART (a ROUTE, POST_REMAINDER for sweep_post, the post venue's id). An unknown
+name, a routing field without SMART, or nil is the slow path's to refuse or read.
 """
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -32,9 +37,12 @@ cdef enum:
     K_ORD_TYPE = 1 << 6
     K_TIF = 1 << 7
     K_POST_ONLY = 1 << 8
+    K_VENUE = 1 << 9
+    K_STRATEGY = 1 << 10
+    K_POST_VENUE = 1 << 11
 
     NEW_ALLOWED = K_TYPE | K_CL_ORD_ID | K_INSTRUMENT | K_SIDE | K_QTY | K_PRICE | K_ORD_TYPE \
-        | K_TIF | K_POST_ONLY
+        | K_TIF | K_POST_ONLY | K_VENUE | K_STRATEGY | K_POST_VENUE
     NEW_REQUIRED = K_TYPE | K_CL_ORD_ID | K_INSTRUMENT | K_SIDE | K_QTY
     CANCEL_FIELDS = K_TYPE | K_CL_ORD_ID
     REPLACE_FIELDS = K_TYPE | K_CL_ORD_ID | K_PRICE | K_QTY
@@ -46,6 +54,9 @@ cdef enum:
     CMD_NEW = 1
     CMD_CANCEL = 2
     CMD_REPLACE = 3
+    CMD_ROUTE = 11
+
+    FLAG_POST_REMAINDER = 4
 
     RECORD_SIZE = 56
 
@@ -131,8 +142,25 @@ cdef inline bint key_is(const uint8_t* s, Py_ssize_t n, const char* k, Py_ssize_
     return n == kn and memcmp(s, k, kn) == 0
 
 
-cdef int parse_order(const uint8_t* p, Py_ssize_t n, Record* r) noexcept nogil:
-    """0 and ``r`` filled if the body is a canonical NewOrder/Cancel/Replace; -1 otherwise."""
+cdef inline int venue_id(const uint8_t* tab, Py_ssize_t tn, const uint8_t* s, Py_ssize_t n
+                         ) noexcept nogil:
+    """The id of the venue named ``s`` in the table (per venue: u16 length, the name, u16 id,
+    little-endian); -1 if it names none."""
+    cdef Py_ssize_t i = 0, ln
+    while i + 4 <= tn:
+        ln = tab[i] | (<Py_ssize_t>tab[i + 1] << 8)
+        if i + 4 + ln > tn:
+            return -1
+        if ln == n and memcmp(tab + i + 2, s, n) == 0:
+            return tab[i + 2 + ln] | (<int>tab[i + 3 + ln] << 8)
+        i += 4 + ln
+    return -1
+
+
+cdef int parse_order(const uint8_t* p, Py_ssize_t n, Record* r, const uint8_t* tab,
+                     Py_ssize_t tn) noexcept nogil:
+    """0 and ``r`` filled if the body is a canonical NewOrder/Cancel/Replace; -1 otherwise.
+    ``tab``/``tn``: the venue table."""
     cdef Cursor c
     cdef uint8_t b
     cdef Py_ssize_t entries, i, kn, vn
@@ -143,6 +171,8 @@ cdef int parse_order(const uint8_t* p, Py_ssize_t n, Record* r) noexcept nogil:
     cdef int64_t cl_ord_id = 0, instrument = 0, qty = 0, price = 0, x
     cdef uint8_t side = 0, ord_type = 1, tif = 1
     cdef uint16_t flags = 0
+    cdef int venue = 0, post_venue = 0, strategy = 0
+    cdef bint smart = False
     c.p = p
     c.end = p + n
     if n < 1:
@@ -222,6 +252,40 @@ cdef int parse_order(const uint8_t* p, Py_ssize_t n, Record* r) noexcept nogil:
                 return -1
             flags = 1 if c.p[0] == 0xc3 else 0
             c.p += 1
+        elif key_is(k, kn, b"venue", 5):
+            bit = K_VENUE
+            if c.p < c.end and c.p[0] == 0xc0:
+                c.p += 1                  # nil: as if absent (msgspec reads None)
+            elif not read_str(&c, &v, &vn):
+                return -1
+            elif key_is(v, vn, b"SMART", 5):
+                smart = True
+            else:
+                venue = venue_id(tab, tn, v, vn)
+                if venue < 0:
+                    return -1
+        elif key_is(k, kn, b"strategy", 8):
+            bit = K_STRATEGY
+            if c.p < c.end and c.p[0] == 0xc0:
+                c.p += 1
+            elif not read_str(&c, &v, &vn):
+                return -1
+            elif key_is(v, vn, b"sweep", 5):
+                strategy = 1
+            elif key_is(v, vn, b"sweep_post", 10):
+                strategy = 2
+            else:
+                return -1
+        elif key_is(k, kn, b"post_venue", 10):
+            bit = K_POST_VENUE
+            if c.p < c.end and c.p[0] == 0xc0:
+                c.p += 1
+            elif not read_str(&c, &v, &vn):
+                return -1
+            else:
+                post_venue = venue_id(tab, tn, v, vn)
+                if post_venue < 0:
+                    return -1
         else:
             return -1                     # unknown here: the slow path says what it is
         if seen & bit:
@@ -232,6 +296,8 @@ cdef int parse_order(const uint8_t* p, Py_ssize_t n, Record* r) noexcept nogil:
     if typ == T_NEW:
         if (seen & NEW_REQUIRED) != NEW_REQUIRED or (seen & ~NEW_ALLOWED):
             return -1
+        if (strategy or post_venue) and not smart:
+            return -1                     # the slow path refuses it (GATEWAY_INVALID_FIELD)
         r.cmd = CMD_NEW
     elif typ == T_CANCEL:
         if seen != CANCEL_FIELDS:
@@ -252,13 +318,22 @@ cdef int parse_order(const uint8_t* p, Py_ssize_t n, Record* r) noexcept nogil:
         r.ord_type = ord_type
         r.tif = tif
         r.flags = flags
+        if smart:
+            r.cmd = CMD_ROUTE
+            if strategy == 2:
+                r.flags = flags | FLAG_POST_REMAINDER
+            r.venue = <uint16_t>post_venue
+        else:
+            r.venue = <uint16_t>venue
     return 0
 
 
 def scan(const unsigned char[::1] buf, Py_ssize_t pos, Py_ssize_t end, uint32_t account,
-         bytearray out, Py_ssize_t max_frame, Py_ssize_t max_msgs):
+         bytearray out, Py_ssize_t max_frame, Py_ssize_t max_msgs,
+         bytes venues not None=b""):
     """Take consecutive whole order frames from ``buf[pos:end]`` into ``out`` (COMMAND_DTYPE
-    records, account and order id filled in, seq/ts 0).
+    records, account and order id filled in, seq/ts 0). ``venues``: the server's venue table
+    (``VenueNames.wire_table``; empty: a NewOrder naming a venue is left to the slow path).
 
     Returns ``(pos, taken, status)``: ``pos`` is where the first frame not taken starts,
     ``status`` says why scanning stopped (DONE, SLOW, TOO_LARGE or LIMIT).
@@ -270,6 +345,8 @@ def scan(const unsigned char[::1] buf, Py_ssize_t pos, Py_ssize_t end, uint32_t 
     cdef int status = DONE
     cdef const uint8_t* data = &buf[0] if buf.shape[0] > 0 else NULL
     cdef int64_t hi = (<int64_t>account) << 32
+    cdef const uint8_t* tab = <const uint8_t*><const char*>venues
+    cdef Py_ssize_t tn = len(venues)
     while end - pos >= 4:
         length = be(data + pos, 4)
         if length > <uint64_t>max_frame:
@@ -281,7 +358,7 @@ def scan(const unsigned char[::1] buf, Py_ssize_t pos, Py_ssize_t end, uint32_t 
             status = LIMIT
             break
         memset(&rec, 0, sizeof(Record))
-        if parse_order(data + pos + 4, <Py_ssize_t>length, &rec) != 0:
+        if parse_order(data + pos + 4, <Py_ssize_t>length, &rec, tab, tn) != 0:
             status = SLOW
             break
         rec.order_id |= hi
@@ -295,12 +372,14 @@ def scan(const unsigned char[::1] buf, Py_ssize_t pos, Py_ssize_t end, uint32_t 
     return pos, taken, status
 
 
-def parse_one(const unsigned char[::1] body, uint32_t account):
+def parse_one(const unsigned char[::1] body, uint32_t account, bytes venues not None=b""):
     """One body as the fast path reads it: a 56-byte record, or None if it is not taken.
     (For the tests that hold the fast path to msgspec.)"""
     cdef Record rec
+    cdef const uint8_t* tab = <const uint8_t*><const char*>venues
     memset(&rec, 0, sizeof(Record))
-    if body.shape[0] == 0 or parse_order(&body[0], body.shape[0], &rec) != 0:
+    if body.shape[0] == 0 or parse_order(&body[0], body.shape[0], &rec, tab,
+                                         len(venues)) != 0:
         return None
     rec.order_id |= (<int64_t>account) << 32
     rec.account = account

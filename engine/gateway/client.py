@@ -22,9 +22,12 @@ import msgspec
 
 from .protocol import (
     HEADER,
+    SMART,
+    UNSET,
     BookSnapshot,
     BookUpdate,
     Cancel,
+    ConsolidatedBook,
     ExecutionReport,
     Halt,
     Heartbeat,
@@ -71,10 +74,12 @@ class ClientError(Exception):
 
 
 class Book:
-    """A subscriber's copy of the server's top-of-book view for one instrument."""
+    """A subscriber's copy of the server's top-of-book view for one book (an instrument's
+    primary book, or its book on ``venue``)."""
 
     def __init__(self, snap: BookSnapshot) -> None:
         self.instrument = snap.instrument
+        self.venue = snap.venue           # "": the primary book's subscription
         self.md_seq = snap.md_seq
         self.bids = {p: (q, n) for p, q, n in snap.bids}
         self.asks = {p: (q, n) for p, q, n in snap.asks}
@@ -100,8 +105,10 @@ class Client:
     (Reject), ``replies`` (MassCancelReport, InstrumentStatus, StatusReport, Orders, RiskUpdate,
     RiskReport answers); with
     ``keep_all`` everything goes to ``messages`` instead, in arrival order. ``books`` holds the
-    subscribed books either way. With ``auto_heartbeat`` (default) the client sends a Heartbeat
-    every ``heartbeat_s`` so an idle session is not logged out.
+    subscribed primary books (by instrument), ``venue_books`` the books subscribed on a named
+    venue (by ``(instrument, venue)``) and ``consolidated`` the latest ConsolidatedBook of each
+    instrument subscribed so, either way. With ``auto_heartbeat`` (default) the client sends a
+    Heartbeat every ``heartbeat_s`` so an idle session is not logged out.
     """
 
     def __init__(self, host: str, port: int, account: int, api_key: str, *,
@@ -116,6 +123,8 @@ class Client:
         self.skipped = 0                   # server messages of a type this client does not know
         self.logon_ack: LogonAck | None = None
         self.books: dict[int, Book] = {}
+        self.venue_books: dict[tuple[int, str], Book] = {}
+        self.consolidated: dict[int, ConsolidatedBook] = {}
         self.reports: asyncio.Queue[ExecutionReport] = asyncio.Queue()
         self.trades: asyncio.Queue[Trade] = asyncio.Queue()
         self.rejects: asyncio.Queue[Reject] = asyncio.Queue()
@@ -127,7 +136,7 @@ class Client:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self._beat: asyncio.Task | None = None
-        self._book_waiters: dict[int, asyncio.Future] = {}
+        self._book_waiters: dict[Any, asyncio.Future] = {}   # instrument, (i, venue), ("c", i)
 
     @classmethod
     async def connect(cls, host: str, port: int, account: int, api_key: str, *,
@@ -167,6 +176,8 @@ class Client:
         last one seen. Returns the new LogonAck."""
         await self.close()
         self.books.clear()
+        self.venue_books.clear()
+        self.consolidated.clear()
         await self._open(timeout)
         assert self.logon_ack is not None
         return self.logon_ack
@@ -215,21 +226,34 @@ class Client:
             self.logout = msg
         if self.keep_all:
             self.messages.put_nowait(msg)  # one queue of everything, in order
-            if t is BookSnapshot or t is BookUpdate:
+            if t is BookSnapshot or t is BookUpdate or t is ConsolidatedBook:
                 pass                       # the local books below still follow
             else:
                 return
         if t is ExecutionReport:
             self.reports.put_nowait(msg)
         elif t is BookUpdate:
-            book = self.books.get(msg.instrument)
+            book = (self.venue_books.get((msg.instrument, msg.venue)) if msg.venue
+                    else self.books.get(msg.instrument))
             if book is not None and msg.md_seq > book.md_seq:
                 book.apply(msg)
         elif t is BookSnapshot:
-            self.books[msg.instrument] = Book(msg)
-            w = self._book_waiters.pop(msg.instrument, None)
+            key: Any = (msg.instrument, msg.venue) if msg.venue else msg.instrument
+            book = Book(msg)
+            if msg.venue:
+                self.venue_books[key] = book
+            else:
+                self.books[key] = book
+            w = self._book_waiters.pop(key, None)
             if w is not None and not w.done():
-                w.set_result(self.books[msg.instrument])
+                w.set_result(book)
+        elif t is ConsolidatedBook:
+            old = self.consolidated.get(msg.instrument)
+            if old is None or msg.md_seq > old.md_seq:
+                self.consolidated[msg.instrument] = msg
+            w = self._book_waiters.pop(("c", msg.instrument), None)
+            if w is not None and not w.done():
+                w.set_result(msg)
         elif t is Trade:
             self.trades.put_nowait(msg)
         elif t is Reject:
@@ -261,11 +285,32 @@ class Client:
 
     async def new_order(self, cl_ord_id: int, instrument: int, side: str, qty: int,
                         price: int = 0, *, ord_type: str = "limit", tif: str = "gtc",
-                        post_only: bool = False) -> None:
+                        post_only: bool = False, venue: str | None = None,
+                        strategy: str | None = None, post_venue: str | None = None) -> None:
+        """A NewOrder. ``venue``: None for the instrument's primary book, a venue's name for
+        its book, or "SMART" for a routed order (``strategy`` "sweep" or "sweep_post",
+        ``post_venue``; see ``smart_order``). Fields left None are left out of the message."""
         self.send(NewOrder(cl_ord_id=cl_ord_id, instrument=instrument, side=side,  # type: ignore[arg-type]
                            qty=qty, price=price, ord_type=ord_type, tif=tif,  # type: ignore[arg-type]
-                           post_only=post_only))
+                           post_only=post_only, venue=UNSET if venue is None else venue,
+                           strategy=UNSET if strategy is None else strategy,  # type: ignore[arg-type]
+                           post_venue=UNSET if post_venue is None else post_venue))
         await self.drain()
+
+    async def smart_order(self, cl_ord_id: int, instrument: int, side: str, qty: int,
+                          price: int = 0, *, strategy: str = "sweep",
+                          post_venue: str | None = None, ord_type: str = "limit",
+                          tif: str | None = None) -> None:
+        """A routed (parent) order: venue SMART. ``strategy`` "sweep" (IOC unless ``tif`` says
+        "fok"; ``price`` 0 with ``ord_type`` "market" for a market sweep) or "sweep_post" (a
+        limit GTC whose rest is posted on ``post_venue``, or on the venue with the best maker
+        fee). ``tif`` None: IOC for sweep, GTC for sweep_post. The engine checks the strategy
+        against the order type and time in force (a mismatch: rejected,
+        BOOK_INVALID_STRATEGY)."""
+        if tif is None:
+            tif = "gtc" if strategy == "sweep_post" else "ioc"
+        await self.new_order(cl_ord_id, instrument, side, qty, price, ord_type=ord_type,
+                             tif=tif, venue=SMART, strategy=strategy, post_venue=post_venue)
 
     async def cancel(self, cl_ord_id: int) -> None:
         self.send(Cancel(cl_ord_id=cl_ord_id))
@@ -386,19 +431,43 @@ class Client:
         await self.drain()
         return await self._answer(RiskReport, "RiskQuery", timeout)
 
-    async def subscribe(self, instrument: int, timeout: float = 10.0) -> Book:
-        """Subscribe and wait for the instrument's BookSnapshot; returns the live local book."""
-        if instrument in self.books:
-            return self.books[instrument]      # the server sends one snapshot per subscription
+    async def subscribe(self, instrument: int, timeout: float = 10.0,
+                        venue: str | None = None) -> Book:
+        """Subscribe and wait for the BookSnapshot of the instrument's primary book (or of its
+        book on ``venue``); returns the live local book."""
+        key: Any = instrument if venue is None else (instrument, venue)
+        held = self.books.get(instrument) if venue is None else self.venue_books.get(key)
+        if held is not None:
+            return held                        # the server sends one snapshot per subscription
         fut = asyncio.get_running_loop().create_future()
-        self._book_waiters[instrument] = fut
-        self.send(Subscribe(instrument=instrument))
+        self._book_waiters[key] = fut
+        self.send(Subscribe(instrument=instrument, venue=UNSET if venue is None else venue))
         await self.drain()
         return await asyncio.wait_for(fut, timeout)
 
-    async def unsubscribe(self, instrument: int) -> None:
-        self.send(Unsubscribe(instrument=instrument))
-        self.books.pop(instrument, None)
+    async def subscribe_consolidated(self, instrument: int,
+                                     timeout: float = 10.0) -> ConsolidatedBook:
+        """Subscribe to the instrument's book consolidated over its venues; returns the first
+        ConsolidatedBook (``consolidated[instrument]`` is the latest from then on)."""
+        if instrument in self.consolidated:
+            return self.consolidated[instrument]
+        fut = asyncio.get_running_loop().create_future()
+        self._book_waiters[("c", instrument)] = fut
+        self.send(Subscribe(instrument=instrument, consolidated=True))
+        await self.drain()
+        return await asyncio.wait_for(fut, timeout)
+
+    async def unsubscribe(self, instrument: int, venue: str | None = None,
+                          consolidated: bool = False) -> None:
+        if consolidated:
+            self.send(Unsubscribe(instrument=instrument, consolidated=True))
+            self.consolidated.pop(instrument, None)
+        elif venue is not None:
+            self.send(Unsubscribe(instrument=instrument, venue=venue))
+            self.venue_books.pop((instrument, venue), None)
+        else:
+            self.send(Unsubscribe(instrument=instrument))
+            self.books.pop(instrument, None)
         await self.drain()
 
     async def heartbeat(self) -> None:

@@ -15,6 +15,7 @@ import struct
 from typing import Annotated, Literal, Union
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from ..risk.report import AccountRisk
 
@@ -26,7 +27,8 @@ __all__ = [
     "InstrumentStatus", "MassCancelReport", "Reject", "InstrumentInfo", "Status",
     "StatusReport", "ServerHeartbeat", "ServerLogout", "OrderQuery", "Orders", "OrderState",
     "SetRisk", "KillSwitch", "Restrict", "RiskQuery", "RiskUpdate", "RiskReport", "RiskKindName",
-    "KillSwitchMode", "UNLIMITED_TEXT",
+    "KillSwitchMode", "UNLIMITED_TEXT", "SMART", "UNSET", "StrategyName", "VenueInfo",
+    "VenueListing", "ConsolidatedBook",
 ]
 
 MAX_FRAME = 1 << 16          # the default largest body a server accepts (configurable)
@@ -51,6 +53,11 @@ DecimalText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 CurrencyCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 UNLIMITED_TEXT = "unlimited"      # a SetRisk value (and RiskUpdate echo) for "no limit"
+# venues (docs/PROTOCOL.md, "Venues and smart order routing"): a venue is named as the config
+# names it; SMART is not a venue but the router (a NewOrder with venue SMART is a routed order)
+VenueName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+StrategyName = Literal["sweep", "sweep_post"]
+SMART = "SMART"
 
 
 class _Client(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
@@ -79,6 +86,13 @@ class NewOrder(_Client, tag="NewOrder"):
     ord_type: OrdTypeName = "limit"
     tif: TifName = "gtc"
     post_only: bool = False
+    # absent (or nil): the instrument's primary book (as before venues); a venue's name: its
+    # book; "SMART": a routed (parent) order, with ``strategy`` (absent: "sweep") and, for
+    # sweep_post, optionally the ``post_venue`` its remainder rests on. UNSET defaults are
+    # left out of the encoding, so a NewOrder without them is the same bytes as before venues.
+    venue: VenueName | None | UnsetType = UNSET
+    strategy: StrategyName | None | UnsetType = UNSET
+    post_venue: VenueName | None | UnsetType = UNSET
 
 
 class Cancel(_Client, tag="Cancel"):
@@ -100,10 +114,16 @@ class MassCancel(_Client, tag="MassCancel"):
 
 class Subscribe(_Client, tag="Subscribe"):
     instrument: U32
+    # absent (or nil): the instrument's primary book; a venue's name: that venue's book
+    venue: VenueName | None | UnsetType = UNSET
+    # true: the instrument's book merged over every venue (ConsolidatedBook messages)
+    consolidated: bool | UnsetType = UNSET
 
 
 class Unsubscribe(_Client, tag="Unsubscribe"):
     instrument: U32
+    venue: VenueName | None | UnsetType = UNSET
+    consolidated: bool | UnsetType = UNSET
 
 
 class Heartbeat(_Client, tag="Heartbeat"):
@@ -192,6 +212,26 @@ class InstrumentInfo(msgspec.Struct, omit_defaults=True):
     currency: str
     min_qty: int                      # lots
     max_qty: int
+    venues: list[str] = []            # the venues listing it, its primary first ([]: no venues)
+    fee_unit: str = ""                # with venues: the currency amount of one unit of `fee`
+
+
+class VenueListing(msgspec.Struct, omit_defaults=True):
+    """One instrument a venue lists, on the venue's grid (a multiple of the instrument's)."""
+
+    instrument: int
+    symbol: str
+    tick_size: str                    # decimals as strings, like InstrumentInfo's
+    lot_size: str
+
+
+class VenueInfo(msgspec.Struct, omit_defaults=True):
+    id: int
+    name: str
+    maker_fee: int                    # millionths of the notional; negative: a rebate
+    taker_fee: int
+    priority: int = 0                 # routing ties: lower first, then the lower id
+    instruments: list[VenueListing] = []
 
 
 class LogonAck(_Server, tag="LogonAck"):
@@ -204,6 +244,7 @@ class LogonAck(_Server, tag="LogonAck"):
     instruments: list[InstrumentInfo]
     resent: int = 0                   # reports resent after last_report_seq, right after this
     lost_before: int = 0              # reports up to this seq can no longer be resent (0: none)
+    venues: list[VenueInfo] = []      # the engine's venues, config order ([]: none)
 
 
 class LogonReject(_Server, tag="LogonReject"):
@@ -231,14 +272,19 @@ class ExecutionReport(_Server, tag="ExecutionReport"):
     last_qty: int = 0
     liquidity: str = ""               # trade: "taker" or "maker"
     reason: int = 0                   # rejected: engine.Reason; cancelled: engine.CancelCause
+    venue: str = ""                   # the venue of the order's book ("": the default venue)
+    fee: int = 0                      # trade: this fill's fee, cash units (< 0: a rebate)
+    cum_fee: int = 0                  # a routed order's fees so far, cash units
+    strategy: str = ""                # a routed order's new and done reports: sweep | sweep_post
 
 
 class BookSnapshot(_Server, tag="BookSnapshot"):
     instrument: int
-    md_seq: int                       # per instrument; updates continue from here
+    md_seq: int                       # per book; updates continue from here
     depth: int                        # levels per side kept in view
     bids: list[tuple[int, int, int]]  # (price, qty, orders), best first
     asks: list[tuple[int, int, int]]
+    venue: str = ""                   # the book's venue ("": the default venue)
 
 
 class BookUpdate(_Server, tag="BookUpdate"):
@@ -246,6 +292,7 @@ class BookUpdate(_Server, tag="BookUpdate"):
     md_seq: int
     bids: list[tuple[int, int, int]] = []   # changed levels; qty 0 = the level left the view
     asks: list[tuple[int, int, int]] = []
+    venue: str = ""
 
 
 class Trade(_Server, tag="Trade"):
@@ -256,6 +303,7 @@ class Trade(_Server, tag="Trade"):
     price: int
     qty: int
     aggressor: str                    # the taker's side
+    venue: str = ""
 
 
 class InstrumentStatus(_Server, tag="InstrumentStatus"):
@@ -265,6 +313,24 @@ class InstrumentStatus(_Server, tag="InstrumentStatus"):
     min_qty: int
     max_qty: int
     seq: int = 0
+    venue: str = ""
+
+
+# one level of the consolidated book: price, open qty over every venue, and each venue's open
+# qty there ((name, qty), books in routing order; "" names the default venue)
+ConsolidatedLevel = tuple[int, int, list[tuple[str, int]]]
+
+
+class ConsolidatedBook(_Server, tag="ConsolidatedBook"):
+    """An instrument's book merged over its venues, whole (not a difference): at Subscribe
+    (consolidated) and after every batch that changed it. ``bids[0]``/``asks[0]`` are the
+    consolidated best bid and offer."""
+
+    instrument: int
+    md_seq: int                       # per instrument, the consolidated stream's own
+    depth: int                        # levels per side at most
+    bids: list[ConsolidatedLevel] = []
+    asks: list[ConsolidatedLevel] = []
 
 
 class MassCancelReport(_Server, tag="MassCancelReport"):
@@ -288,6 +354,8 @@ class OrderState(msgspec.Struct, omit_defaults=True):
     ord_type: str = "limit"
     tif: str = "gtc"
     post_only: bool = False
+    venue: str = ""                   # its book's venue; a routed order: where its rest rests
+    strategy: str = ""                # a routed order: sweep | sweep_post
 
 
 class Orders(_Server, tag="Orders"):
@@ -351,7 +419,7 @@ class ServerLogout(_Server, tag="Logout"):
 
 ServerMessage = Union[LogonAck, LogonReject, ExecutionReport, BookSnapshot, BookUpdate, Trade,
                       InstrumentStatus, MassCancelReport, StatusReport, Orders, RiskUpdate,
-                      RiskReport, ServerHeartbeat, Reject, ServerLogout]
+                      RiskReport, ServerHeartbeat, Reject, ServerLogout, ConsolidatedBook]
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)

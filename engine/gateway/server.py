@@ -37,8 +37,10 @@ from ..instruments import InstrumentSet
 from ..journal.format import JournalError
 from ..pipeline import Engine
 from ..schema import COMMAND_DTYPE, CommandType, EventType, Flags, Reason
+from ..venues import VenueSet
 from . import _wire, auth
 from .marketdata import MarketData, instrument_status
+from .routing import CONSOLIDATED, RouteRequestError, VenueNames, fee_unit
 from .protocol import (
     CLIENT_TYPES,
     HEADER,
@@ -93,14 +95,23 @@ _TIF = {"gtc": 1, "ioc": 2, "fok": 3}
 _TO_ACCOUNT, _TO_SESSION, _TO_SUBSCRIBERS = 0, 1, 2
 
 
-def order_record(msg: NewOrder | Cancel | Replace, account: int) -> bytes:
+_NO_VENUES = VenueNames()
+
+
+def order_record(msg: NewOrder | Cancel | Replace, account: int,
+                 venues: VenueNames | None = None) -> bytes:
     """The COMMAND_DTYPE record of an order message (the fast path in ``_wire`` writes the same
-    bytes for the messages it takes)."""
+    bytes for the messages it takes). A NewOrder naming a venue (or SMART: a ROUTE) needs the
+    engine's ``venues``; RouteRequestError if the gateway refuses it."""
     oid = order_id_for(account, msg.cl_ord_id)
     if type(msg) is NewOrder:
-        return _CMD.pack(0, 0, oid, msg.price, msg.qty, msg.instrument, account, CommandType.NEW,
-                         _SIDE[msg.side], _ORD_TYPE[msg.ord_type], _TIF[msg.tif],
-                         int(msg.post_only), 0)
+        if not (msg.venue or msg.strategy or msg.post_venue):     # absent or nil: as before
+            return _CMD.pack(0, 0, oid, msg.price, msg.qty, msg.instrument, account,
+                             CommandType.NEW, _SIDE[msg.side], _ORD_TYPE[msg.ord_type],
+                             _TIF[msg.tif], int(msg.post_only), 0)
+        cmd, venue, flags = (venues or _NO_VENUES).command(msg)
+        return _CMD.pack(0, 0, oid, msg.price, msg.qty, msg.instrument, account, cmd,
+                         _SIDE[msg.side], _ORD_TYPE[msg.ord_type], _TIF[msg.tif], flags, venue)
     if type(msg) is Cancel:
         return _CMD.pack(0, 0, oid, 0, 0, 0, account, CommandType.CANCEL, 0, 0, 0, 0, 0)
     return _CMD.pack(0, 0, oid, msg.price, msg.qty, 0, account, CommandType.REPLACE, 0, 0, 0, 0,
@@ -194,7 +205,7 @@ class Session(asyncio.Protocol):
         self.cancel_on_disconnect = False
         self.logged_out = False
         self.closing = False
-        self.subscriptions: set[int] = set()
+        self.subscriptions: set[int] = set()   # market-data views (MarketData keys)
         self._buf = bytearray()
         self._tokens = float(server.gw.msg_burst)
         self._refill = time.monotonic()
@@ -234,7 +245,7 @@ class Session(asyncio.Protocol):
             if self.account is not None and server.stopped is None:
                 # the fast path takes the run of plain order frames straight into the batch
                 pos, taken, status = _wire.scan(buf, pos, end, self.account.id, server._batch,
-                                                limit, int(self._tokens))
+                                                limit, int(self._tokens), server.venue_table)
                 if taken:
                     self._tokens -= taken
                     server.schedule_flush()
@@ -329,10 +340,14 @@ class Server:
         self.gw = config.gateway
         self.instruments = InstrumentSet.from_config(config)
         self.accounts = {a.id: a for a in config.accounts}
+        # venue names on the wire (docs/PROTOCOL.md, "Venues and smart order routing")
+        self.venues = VenueNames(VenueSet.from_config(config, self.instruments))
+        self.venue_table = self.venues.wire_table
         # recovery regenerates the reports since the snapshot it starts from, byte for byte, so
         # that a client who missed them before a crash has them resent
         self.store = ReportStore(self.gw.report_store)
-        self.reports = FastReportBuilder(recovered=self.store.add_run, runs=True)
+        self.reports = FastReportBuilder(recovered=self.store.add_run, runs=True,
+                                         venues=self.venues.names)
         self.engine = Engine.from_config(config, journal_dir=journal_dir,
                                          durability=durability,  # type: ignore[arg-type]
                                          clock_ns=clock_ns, parts=(self.reports,),
@@ -346,12 +361,14 @@ class Server:
 
             self.risk = RiskGateway(RiskSetup(config, self.instruments), self.engine.risk,
                                     self.instruments)
-        self.md = MarketData(self.engine.core, self.gw.book_depth)
-        self.instrument_info = [InstrumentInfo(
+        self.md = MarketData(self.engine.core, self.gw.book_depth, self.venues)
+        self.instrument_info = [self.venues.with_venues(InstrumentInfo(
             id=i.id, symbol=i.symbol, asset_class=i.config.asset_class,
             tick_size=str(i.tick_size), lot_size=str(i.lot_size),
             multiplier=str(i.config.multiplier), currency=i.config.currency,
-            min_qty=i.min_lots, max_qty=i.max_lots) for i in self.instruments]
+            min_qty=i.min_lots, max_qty=i.max_lots), fee_unit(i, self.engine.risk))
+            for i in self.instruments]
+        self.venue_info = self.venues.venue_info(self.instruments)
         self.sessions: set[Session] = set()
         self.by_account: dict[int, Session] = {}
         self.subscribers: dict[int, set[Session]] = {}
@@ -421,13 +438,13 @@ class Server:
 
     def forget(self, session: Session) -> None:
         self.sessions.discard(session)
-        for inst in session.subscriptions:
-            subs = self.subscribers.get(inst)
+        for key in session.subscriptions:
+            subs = self.subscribers.get(key)
             if subs is not None:
                 subs.discard(session)
                 if not subs:
-                    del self.subscribers[inst]
-                    self.md.unwatch(inst)
+                    del self.subscribers[key]
+                    self.md.unwatch(key)
         acct = session.account
         if acct is not None and self.by_account.get(acct.id) is session:
             del self.by_account[acct.id]
@@ -465,7 +482,7 @@ class Server:
             next_report_seq=self.store.released.get(acct.id, 0) + 1,
             heartbeat_s=self.gw.heartbeat_ms / 1000, idle_timeout_s=self.gw.idle_timeout_ms / 1000,
             cancel_on_disconnect=s.cancel_on_disconnect, instruments=self.instrument_info,
-            resent=resent, lost_before=lost)))
+            resent=resent, lost_before=lost, venues=self.venue_info)))
         for data in resend:
             s.send(data)
         log.info("session %s: %s (account %d) logged on, %d reports resent", s.peer, acct.name,
@@ -479,7 +496,12 @@ class Server:
                      getattr(msg, "cl_ord_id", 0))
             return
         t = type(msg)
-        if t is NewOrder or t is Cancel or t is Replace:
+        if t is NewOrder:
+            try:
+                self._add(order_record(msg, acct.id, self.venues))
+            except RouteRequestError as e:
+                s.reject(e.reason, e.text, "NewOrder", msg.cl_ord_id)
+        elif t is Cancel or t is Replace:
             self._add(order_record(msg, acct.id))
         elif t is MassCancel:
             if (msg.account not in (None, acct.id) or msg.all_accounts) and acct.role != "admin":
@@ -513,20 +535,29 @@ class Server:
                 s.reject(Reason.GATEWAY_UNKNOWN_INSTRUMENT,
                          f"no instrument {msg.instrument}", "Subscribe")
                 return
-            if msg.instrument not in s.subscriptions:
+            try:
+                key = self._md_key(msg)
+            except RouteRequestError as e:
+                s.reject(e.reason, e.text, "Subscribe")
+                return
+            if key not in s.subscriptions:
                 self._flush()         # the snapshot must follow every earlier command
-                s.subscriptions.add(msg.instrument)
-                self.subscribers.setdefault(msg.instrument, set()).add(s)
-                self._queue(_TO_SESSION, s, self.md.snapshot(msg.instrument))
+                s.subscriptions.add(key)
+                self.subscribers.setdefault(key, set()).add(s)
+                self._queue(_TO_SESSION, s, self.md.snapshot(key))
         elif t is Unsubscribe:
-            if msg.instrument in s.subscriptions:
-                s.subscriptions.discard(msg.instrument)
-                subs = self.subscribers.get(msg.instrument)
+            try:
+                key = self._md_key(msg)
+            except RouteRequestError:
+                return                # nothing by that name is subscribed
+            if key in s.subscriptions:
+                s.subscriptions.discard(key)
+                subs = self.subscribers.get(key)
                 if subs is not None:
                     subs.discard(s)
                     if not subs:
-                        del self.subscribers[msg.instrument]
-                        self.md.unwatch(msg.instrument)
+                        del self.subscribers[key]
+                        self.md.unwatch(key)
         elif t is OrderQuery:
             self._flush()             # the answer covers every command received before it
             self._queue(_TO_SESSION, s, frame(Orders(
@@ -549,6 +580,19 @@ class Server:
             s.logged_out = True
             s.close(Reason.GATEWAY_LOGOUT, "logged out")
         # Heartbeat: receiving it already counted as activity
+
+    def _md_key(self, msg: Subscribe | Unsubscribe) -> int:
+        """The market-data view a (Un)Subscribe names (engine.gateway.marketdata.view_key):
+        the primary book, a venue's book, or the consolidated book."""
+        if msg.consolidated:
+            if msg.venue:
+                raise RouteRequestError(Reason.GATEWAY_INVALID_FIELD,
+                                        "consolidated is every venue's book: no venue with it"
+                                        " - at $.venue")
+            return msg.instrument | (CONSOLIDATED << 32)
+        if not msg.venue:
+            return msg.instrument
+        return msg.instrument | (self.venues.book_venue(msg.instrument, msg.venue) << 32)
 
     def _risk_command(self, s: Session, msg: SetRisk | KillSwitch | Restrict) -> None:
         """SetRisk, KillSwitch, Restrict: admin only; converted exactly into the core's command
@@ -594,7 +638,7 @@ class Server:
                                                      orders=self._orders(account, None))))
 
     def _orders(self, account: int, cl_ord_id: int | None) -> list[OrderState]:
-        return order_states(self.engine.core, account, cl_ord_id)
+        return order_states(self.engine.core, account, cl_ord_id, self.venues.name)
 
     # -- the batch -------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ from ..config import InstrumentConfig
 from ..instruments import GridError, Instrument
 from ..schema import CancelCause, Reason
 from .protocol import (
+    SMART,
+    UNSET,
     BookUpdate,
     Cancel,
     ExecutionReport,
@@ -72,8 +74,15 @@ _FLOOR = decimal.Context(prec=200, rounding=decimal.ROUND_FLOOR,
 
 HELP = """\
 commands (quantities and prices are decimals, e.g. 10 and 150.25; symbols as `instruments` lists):
-  buy SYMBOL QTY [@ PRICE] [ioc|fok|post]  a limit order; without @ PRICE a market order
-  sell SYMBOL QTY [@ PRICE] [ioc|fok|post]
+  buy SYMBOL QTY [@ PRICE] [ioc|fok|post] [venue=VENUE]
+  sell SYMBOL QTY [@ PRICE] [ioc|fok|post] [venue=VENUE]
+                                           a limit order; without @ PRICE a market order;
+                                           venue=VENUE: on that venue's book (default: the
+                                           instrument's primary venue)
+  smart buy|sell SYMBOL QTY [@ PRICE] [ioc|fok|post[=VENUE]]
+                                           a routed order across the venues: ioc (default) or
+                                           fok sweeps; post sweeps, then rests the rest on VENUE
+                                           (default: the best maker fee); fills name the venue
   cancel ID                                cancel order #ID
   replace ID QTY @ PRICE                   new total quantity (filled part included) and price
   cancel-all [SYMBOL] [buy|sell]           cancel the session account's open orders
@@ -118,15 +127,45 @@ def instrument_from_info(info: InstrumentInfo) -> Instrument:
 
 
 class Catalog:
-    """The server's instruments by id and by symbol (symbols match case-insensitively)."""
+    """The server's instruments by id and by symbol (symbols match case-insensitively), and its
+    venues by name (case-insensitively too): each instrument's primary venue and the value of
+    one unit of its fees, from the LogonAck."""
 
-    def __init__(self, instruments: Iterable[Instrument | InstrumentInfo]) -> None:
+    def __init__(self, instruments: Iterable[Instrument | InstrumentInfo],
+                 venues: Iterable[str] = ()) -> None:
         self.by_id: dict[int, Instrument] = {}
         self._by_symbol: dict[str, Instrument] = {}
+        self.primary: dict[int, str] = {}          # instrument -> its primary venue's name
+        self.fee_unit: dict[int, Decimal] = {}     # instrument -> currency per unit of fee
         for i in instruments:
             inst = instrument_from_info(i) if isinstance(i, InstrumentInfo) else i
             self.by_id[inst.id] = inst
             self._by_symbol[inst.symbol.upper()] = inst
+            if isinstance(i, InstrumentInfo):
+                if i.venues:
+                    self.primary[inst.id] = i.venues[0]
+                if i.fee_unit:
+                    self.fee_unit[inst.id] = Decimal(i.fee_unit)
+        self._venues = {v.upper(): v for v in venues}
+
+    def venue(self, token: str) -> str:
+        """A venue's name as the server spells it; UsageError if the server has no such
+        venue (without a venue list from the server, the name goes as typed)."""
+        if not self._venues:
+            return token
+        name = self._venues.get(token.upper())
+        if name is None:
+            known = ", ".join(self._venues.values())
+            raise UsageError(f"unknown venue {token!r} (venues: {known})")
+        return name
+
+    def fee(self, instrument_id: int, units: int) -> str:
+        """A fee in the instrument's currency (exact), or in the server's units if unknown."""
+        unit = self.fee_unit.get(instrument_id)
+        inst = self.by_id.get(instrument_id)
+        if unit is None or inst is None:
+            return f"{units} units"
+        return f"{format(_WIDE.multiply(Decimal(units), unit), 'f')} {inst.currency}"
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(sorted(self.by_id.values(), key=lambda i: i.id))
@@ -182,6 +221,9 @@ class OrderCmd:
     price: int | None          # ticks; None: a market order
     tif: str = "gtc"
     post_only: bool = False
+    venue: str | None = None   # a venue's name; "SMART": a routed order; None: the primary
+    strategy: str | None = None        # routed: sweep | sweep_post
+    post_venue: str | None = None      # routed sweep_post: where the rest rests
 
 
 @dataclass(frozen=True)
@@ -251,7 +293,8 @@ _RISK_KINDS = ("max_order_qty", "max_order_notional", "position_limit", "short_l
                "cash_adjust", "fee")
 _KILL_MODES = ("active", "reduce_only", "killed")
 
-_ORDER_USAGE = "usage: {0} SYMBOL QTY [@ PRICE] [ioc|fok|post]"
+_ORDER_USAGE = "usage: {0} SYMBOL QTY [@ PRICE] [ioc|fok|post]"   # [venue=VENUE]: see HELP
+_SMART_USAGE = "usage: smart buy|sell SYMBOL QTY [@ PRICE] [ioc|fok|post[=VENUE]]"
 _REPLACE_USAGE = ("usage: replace ID QTY @ PRICE (the new total quantity, filled part included,"
                   " and the new price: both are required)")
 _ALIASES = {"exit": "quit", "q": "quit", "?": "help", "cancelall": "cancel-all",
@@ -275,8 +318,21 @@ def parse_command(line: str, catalog: Catalog) -> Command | None:
     verb = words[0].lower()
     verb = _ALIASES.get(verb, verb)
     args = words[1:]
+    if verb == "smart":
+        return _smart(args, catalog)
     if verb in ("buy", "sell"):
         usage = _ORDER_USAGE.format(verb)
+        venue = None
+        for i, a in enumerate(args):
+            if a.lower().startswith("venue="):
+                if not a[6:]:
+                    raise UsageError(f"{verb}: venue= needs a venue's name ({usage})")
+                venue = catalog.venue(a[6:])
+                if venue.upper() == SMART:
+                    raise UsageError(f"{verb}: a routed order is `smart {verb} ...`"
+                                     f" ({_SMART_USAGE})")
+                args = args[:i] + args[i + 1:]
+                break
         if len(args) < 2 or args[1] == "@":
             raise UsageError(f"{verb}: missing {'symbol' if not args else 'quantity'} ({usage})")
         inst = catalog.symbol(args[0])
@@ -303,7 +359,7 @@ def parse_command(line: str, catalog: Catalog) -> Command | None:
                                  f" {usage})")
             if len(rest) > 1:
                 raise UsageError(f"{verb}: unexpected {rest[1]!r} after {rest[0]!r} ({usage})")
-        return OrderCmd(verb, inst.id, qty, price, tif, post_only)
+        return OrderCmd(verb, inst.id, qty, price, tif, post_only, venue)
     if verb == "cancel":
         usage = "usage: cancel ID"
         if len(args) != 1:
@@ -366,6 +422,40 @@ def parse_command(line: str, catalog: Catalog) -> Command | None:
     if verb == "set-risk":
         return _set_risk(args, catalog)
     raise UsageError(f"unknown command {words[0]!r} (type 'help' for the list)")
+
+
+def _smart(args: Sequence[str], catalog: Catalog) -> OrderCmd:
+    """``smart buy|sell SYMBOL QTY [@ PRICE] [ioc|fok|post[=VENUE]]``: a routed order."""
+    if not args or args[0].lower() not in ("buy", "sell"):
+        raise UsageError(f"smart: expected buy or sell ({_SMART_USAGE})")
+    side, rest = args[0].lower(), list(args[1:])
+    if len(rest) < 2 or rest[1] == "@":
+        raise UsageError(f"smart {side}: missing {'symbol' if not rest else 'quantity'}"
+                         f" ({_SMART_USAGE})")
+    inst = catalog.symbol(rest[0])
+    qty = _units(inst, rest[1], "quantity")
+    rest = rest[2:]
+    price = None
+    if rest and rest[0] == "@":
+        if len(rest) < 2:
+            raise UsageError(f"smart {side}: missing price after '@' ({_SMART_USAGE})")
+        price = _units(inst, rest[1], "price")
+        rest = rest[2:]
+    tif, strategy, post_venue = "ioc", "sweep", None
+    if rest:
+        word, _, name = rest[0].partition("=")
+        if word.lower() in ("ioc", "fok") and not name:
+            tif = word.lower()
+        elif word.lower() == "post":
+            tif, strategy = "gtc", "sweep_post"
+            post_venue = catalog.venue(name) if name else None
+        else:
+            raise UsageError(f"smart {side}: unexpected {rest[0]!r} (expected ioc, fok, post or"
+                             f" post=VENUE; {_SMART_USAGE})")
+        if len(rest) > 1:
+            raise UsageError(f"smart {side}: unexpected {rest[1]!r} after {rest[0]!r}"
+                             f" ({_SMART_USAGE})")
+    return OrderCmd(side, inst.id, qty, price, tif, False, SMART, strategy, post_venue)
 
 
 def _account(token: str, usage: str) -> int:
@@ -441,7 +531,10 @@ def order_message(cmd: OrderCmd, cl_ord_id: int) -> NewOrder:
     return NewOrder(cl_ord_id=cl_ord_id, instrument=cmd.instrument,
                     side=cmd.side, qty=cmd.qty, price=cmd.price or 0,  # type: ignore[arg-type]
                     ord_type="market" if cmd.price is None else "limit",
-                    tif=cmd.tif, post_only=cmd.post_only)  # type: ignore[arg-type]
+                    tif=cmd.tif, post_only=cmd.post_only,  # type: ignore[arg-type]
+                    venue=UNSET if cmd.venue is None else cmd.venue,
+                    strategy=UNSET if cmd.strategy is None else cmd.strategy,  # type: ignore[arg-type]
+                    post_venue=UNSET if cmd.post_venue is None else cmd.post_venue)
 
 
 def replace_message(cmd: ReplaceCmd, catalog: Catalog,
@@ -468,11 +561,14 @@ class OpenOrder:
     qty: int                   # lots, total
     cum_qty: int
     leaves_qty: int
+    venue: str = ""            # its book's venue (a routed order: where its rest rests)
+    strategy: str = ""         # a routed order: sweep | sweep_post
 
 
 # -- formatting --------------------------------------------------------------------------------
 
-_LABEL = {"new": "NEW", "cancelled": "CANCELLED", "replaced": "REPLACED", "rejected": "REJECTED"}
+_LABEL = {"new": "NEW", "cancelled": "CANCELLED", "replaced": "REPLACED", "rejected": "REJECTED",
+          "done": "DONE"}
 
 # short explanations of the core's reject reasons (docs/RULES.md)
 _REASON_TEXT = {
@@ -488,6 +584,15 @@ _REASON_TEXT = {
     Reason.BOOK_REPLACE_QTY_NOT_ABOVE_FILLED:
         "the new total quantity must be above the quantity already filled",
     Reason.BOOK_INSTRUMENT_HALTED: "trading in the instrument is halted",
+    # venues and routing (docs/ROUTING.md)
+    Reason.BOOK_UNKNOWN_VENUE: "the engine has no such venue",
+    Reason.BOOK_VENUE_NOT_LISTED: "the venue does not list the instrument",
+    Reason.BOOK_OFF_VENUE_GRID: "the price or quantity is off the venue's tick or lot grid",
+    Reason.BOOK_NO_ROUTABLE_VENUE: "no venue lists the instrument: it cannot be routed",
+    Reason.BOOK_CHILD_ORDER: "a routed order's child: act on the routed order",
+    Reason.BOOK_PARENT_REPLACE: "a routed order may only lower its quantity at its price",
+    Reason.BOOK_INVALID_STRATEGY:
+        "sweep takes IOC or FOK (no post venue), sweep_post a limit GTC order",
     # pre-trade risk (docs/RISK.md); `risk` shows the account's limits and headroom
     Reason.RISK_UNKNOWN_ACCOUNT: "the account has no risk record",
     Reason.RISK_NO_REFERENCE_PRICE: "no reference price to protect a market order",
@@ -560,15 +665,30 @@ def format_report(r: ExecutionReport, catalog: Catalog,
             order += f" @ {_at(catalog, inst, known.price)}"
     else:
         order += f" @ {_at(catalog, inst, r.price)}"
+    routed = bool(r.strategy) or (known is not None and bool(known.strategy))
+    # a venue (and a fill's fee) is named where it says something: a routed order's fills, an
+    # order on another venue's book; a line about an order on the primary venue is as it was
+    # before venues (`risk` shows every fee paid)
+    on = (f" on {r.venue}" if r.venue and (routed or r.venue != catalog.primary.get(inst))
+          else "")
+    fee = f", fee {catalog.fee(inst, r.fee)}" if r.fee and on else ""
+    fees = f", fees {catalog.fee(inst, r.cum_fee)}" if routed and r.cum_fee else ""
     if r.exec_type == "new":
-        return head + order
+        if r.strategy:
+            return head + order + f" via {SMART} ({r.strategy}{on})"
+        return head + order + on
     if r.exec_type == "trade":
         avg = format_avg_price(catalog, inst, r.cum_notional, r.cum_qty)
-        return (f"{head}{order} (last {q(r.last_qty)} @ {catalog.price(inst, r.last_price)},"
-                f" cum {q(r.cum_qty)}, leaves {q(r.leaves_qty)}, avg {avg})")
+        return (f"{head}{order} (last {q(r.last_qty)} @ {catalog.price(inst, r.last_price)}"
+                f"{on}, cum {q(r.cum_qty)}, leaves {q(r.leaves_qty)}, avg {avg}{fee}{fees})")
     if r.exec_type == "cancelled":
-        return (f"{head}{order} (cum {q(r.cum_qty)}, cancelled {q(r.qty - r.cum_qty)}:"
-                f" {_cause_name(r.reason)})")
+        return (f"{head}{order} (cum {q(r.cum_qty)}, cancelled"
+                f" {q(r.qty - r.cum_qty - r.leaves_qty)}: {_cause_name(r.reason)}"
+                + (f", leaves {q(r.leaves_qty)}" if r.leaves_qty else "") + ")")
+    if r.exec_type == "done":
+        avg = format_avg_price(catalog, inst, r.cum_notional, r.cum_qty)
+        return (f"{head}{order} ({r.status}: cum {q(r.cum_qty)}, avg {avg}"
+                f"{fees or ', fees 0'})")
     if r.exec_type == "replaced":
         return f"{head}{order} (cum {q(r.cum_qty)}, leaves {q(r.leaves_qty)})"
     if r.exec_type == "rejected":
@@ -721,8 +841,11 @@ def format_orders(orders: Mapping[int, OpenOrder], catalog: Catalog) -> list[str
     out = [f"open orders ({len(orders)}):"]
     for o in sorted(orders.values(), key=lambda o: o.cl_ord_id):
         q = lambda lots: catalog.qty(o.instrument, lots)  # noqa: E731
+        where = (f" via {SMART} ({o.strategy}" + (f" on {o.venue})" if o.venue else ")")
+                 if o.strategy else f" on {o.venue}"
+                 if o.venue and o.venue != catalog.primary.get(o.instrument) else "")
         out.append(f"  #{o.cl_ord_id} {o.side} {q(o.qty)} {catalog.name(o.instrument)}"
-                   f" @ {_at(catalog, o.instrument, o.price)}"
+                   f" @ {_at(catalog, o.instrument, o.price)}{where}"
                    f" (cum {q(o.cum_qty)}, leaves {q(o.leaves_qty)})")
     return out
 
@@ -748,7 +871,7 @@ class Terminal:
 
     def __init__(self, ack: LogonAck) -> None:
         self.ack = ack
-        self.catalog = Catalog(ack.instruments)
+        self.catalog = Catalog(ack.instruments, [v.name for v in ack.venues])
         self.orders: dict[int, OpenOrder] = {}
         self.last_report_seq = 0
         self.resent_seen = 0
@@ -796,14 +919,18 @@ class Terminal:
     def apply_report(self, r: ExecutionReport) -> None:
         """Update the order view from a report (every report carries the order's fields)."""
         t = r.exec_type
-        if t in ("cancelled",) or (t == "trade" and r.leaves_qty == 0):
+        if t in ("cancelled", "done") and r.leaves_qty == 0 or (t == "trade" and r.leaves_qty == 0):
             self.orders.pop(r.cl_ord_id, None)
-        elif t in ("new", "trade", "replaced") and r.leaves_qty > 0:
+        elif t in ("new", "trade", "replaced", "cancelled") and r.leaves_qty > 0:
+            # (a routed order's odd lot is cancelled while the rest stays open)
             o = self.orders.get(r.cl_ord_id)
             inst = r.instrument or (o.instrument if o else 0)
             price = r.price if r.price or t != "trade" or o is None else o.price
+            strategy = r.strategy or (o.strategy if o else "")
+            venue = r.venue if t != "trade" or not strategy else (o.venue if o else "")
             self.orders[r.cl_ord_id] = OpenOrder(r.cl_ord_id, inst, r.side or (o.side if o else ""),
-                                                 price, r.qty, r.cum_qty, r.leaves_qty)
+                                                 price, r.qty, r.cum_qty, r.leaves_qty, venue,
+                                                 strategy)
 
     def on_message(self, msg: Any) -> list[str]:
         t = type(msg)
@@ -833,7 +960,8 @@ class Terminal:
             self._answered("orders", None)
             if msg.cl_ord_id == 0:
                 self.orders = {o.cl_ord_id: OpenOrder(o.cl_ord_id, o.instrument, o.side, o.price,
-                                                      o.qty, o.cum_qty, o.leaves_qty)
+                                                      o.qty, o.cum_qty, o.leaves_qty, o.venue,
+                                                      o.strategy)
                                for o in msg.orders}
                 return format_orders(self.orders, cat)
             return []
@@ -871,7 +999,9 @@ def describe(cmd: Command, catalog: Catalog, cl_ord_id: int = 0) -> str:
     if isinstance(cmd, OrderCmd):
         at = "market" if cmd.price is None else catalog.price(cmd.instrument, cmd.price)
         return (f"#{cl_ord_id} {cmd.side} {catalog.qty(cmd.instrument, cmd.qty)}"
-                f" {catalog.name(cmd.instrument)} @ {at}")
+                f" {catalog.name(cmd.instrument)} @ {at}"
+                + (f" via {cmd.venue}" if cmd.venue == SMART else
+                   f" on {cmd.venue}" if cmd.venue else ""))
     if isinstance(cmd, CancelCmd):
         return f"cancel #{cmd.cl_ord_id}"
     if isinstance(cmd, ReplaceCmd):

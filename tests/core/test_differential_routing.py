@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from engine.reference import ReferenceCore
 from engine.schema import EVENT_DTYPE, CommandType, EventType, Flags, Reason, TradingState
 from tests.conftest import commands, load_core_class, per_call_expressible, records, send
+from tests.core.test_differential_risk import tables as risk_tables
 
 CORE = load_core_class()
 
@@ -60,9 +61,11 @@ def stamp(rows: list[tuple]) -> list[tuple]:
 
 
 class Runner:
-    def __init__(self, name: str, cls: type, per_call: bool) -> None:
+    def __init__(self, name: str, cls: type, per_call: bool, risk: dict | None = None) -> None:
         self.name, self.per_call = name, per_call
         self.engine = make_engine(cls)
+        if risk is not None:
+            self.engine.enable_risk({k: v.copy() for k, v in risk.items()})
 
     def feed(self, rows: list[tuple]) -> np.ndarray:
         if not self.per_call:
@@ -121,9 +124,9 @@ def run(rows: list[tuple], chunk_sizes: list[int], runners: list[Runner]) -> np.
     return np.concatenate(out) if out else np.empty(0, EVENT_DTYPE)
 
 
-def all_runners() -> list[Runner]:
-    return [Runner("reference-batch", ReferenceCore, False),
-            Runner("core-batch", CORE, False), Runner("core-per-call", CORE, True)]
+def all_runners(risk: dict | None = None) -> list[Runner]:
+    return [Runner("reference-batch", ReferenceCore, False, risk),
+            Runner("core-batch", CORE, False, risk), Runner("core-per-call", CORE, True, risk)]
 
 
 # -- random streams ---------------------------------------------------------------------------
@@ -222,6 +225,19 @@ FUZZ = settings(
 @given(rows=streams, chunk_sizes=chunkings)
 def test_core_matches_the_reference_with_venues_and_routing(rows, chunk_sizes):
     run(rows, chunk_sizes, all_runners())
+
+
+@FUZZ
+@given(risk=risk_tables(), rows=streams, chunk_sizes=chunkings)
+def test_core_matches_the_reference_with_routing_and_risk_on(risk, rows, chunk_sizes):
+    """The same streams with pre-trade risk on (random tables, tests/core/test_differential_risk):
+    each parent checked once, fills charged with the venues' fees, children's exposure; the
+    digests compared after every chunk hash the risk tables too."""
+    runners = all_runners(risk)
+    run(rows, chunk_sizes, runners)
+    states = [r.engine.risk_state() for r in runners]
+    for state in states[1:]:
+        assert all(state[k].tobytes() == states[0][k].tobytes() for k in state)
 
 
 # -- no trade-through -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import pytest
 from engine.gateway.protocol import Cancel, ExecutionReport, NewOrder, Replace, frame
 from engine.gateway.reports import ReportBuilder
 from engine.journal import Replay, replay
+from engine.journal.reader import Journal
 
 from .conftest import AAPL, ADMIN, ALICE, BOB, logon, run
 
@@ -124,8 +125,9 @@ class Trader:
 
 
 def regenerate(jdir: Path) -> dict[int, list[bytes]]:
-    """Every account's reports as the journal alone produces them."""
-    builder = ReportBuilder()
+    """Every account's reports as the journal alone produces them (its manifest names the
+    venues the reports name)."""
+    builder = ReportBuilder(venues={v.id: v.name for v in Journal(jdir).manifest.venue_set()})
     out: dict[int, list[bytes]] = {}
     for cmds, events in Replay(jdir):
         builder.on_batch(cmds, events, True)

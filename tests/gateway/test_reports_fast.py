@@ -52,7 +52,7 @@ def with_accounts(cmds: np.ndarray) -> np.ndarray:
     cmds = cmds.copy()
     oid = cmds["order_id"].astype(np.int64)
     owner = ACCOUNTS[oid % len(ACCOUNTS)].astype(np.int64)
-    orders = np.isin(cmds["cmd"], (CommandType.NEW, CommandType.CANCEL, CommandType.REPLACE, 11))
+    orders = np.isin(cmds["cmd"], (CommandType.NEW, CommandType.CANCEL, CommandType.REPLACE, 12))
     foreign = cmds["account"] == 5
     cmds["order_id"] = np.where(orders, (owner << 32) | oid, oid)
     cmds["account"] = np.where(orders & ~foreign, owner, cmds["account"])
@@ -189,7 +189,7 @@ def test_the_session_has_what_the_differential_tests_need(long_session) -> None:
     assert (trades["account"] != trades["other_account"]).any()
     assert set(np.unique(ev_all["account"]).tolist()) >= set(ACCOUNTS.tolist()) | {5}
     rejected = ev_all[ev_all["type"] == EventType.REJECTED]
-    assert {1, 2, 3, 11} <= set(rejected["cmd"].tolist())
+    assert {1, 2, 3, 12} <= set(rejected["cmd"].tolist())
     assert ((rejected["cmd"] == CommandType.CANCEL) & (rejected["side"] == 0)).any()
     cancelled = ev_all[ev_all["type"] == EventType.CANCELLED]
     assert (cancelled["cmd"] == CommandType.MASS_CANCEL).any()

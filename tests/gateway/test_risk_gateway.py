@@ -533,9 +533,13 @@ def test_bad_restrict_is_rejected_and_changes_nothing(msg, reason, text) -> None
 
 def test_risk_query_is_what_the_core_holds_after_fills() -> None:
     """alice (long 1000 AAPL at 150.00) sells 10 to bob at 150.50 with a 100 ppm fee: cash,
-    positions, average prices, realized P&L and fees as exact decimals."""
+    positions, average prices, realized P&L and fees as exact decimals. (Without the default
+    config's venues, whose fees would add to the 100 ppm.)"""
+    from engine.config import default_config
+
     async def body() -> None:
-        async with serving() as (server, port):
+        async with serving(msgspec.structs.replace(default_config(), venues=())) as (server,
+                                                                                     port):
             adm = await logon(port, ADMIN)
             a = await logon(port, ALICE)
             b = await logon(port, BOB)
@@ -605,7 +609,9 @@ def test_kill_switch_cancels_are_the_same_bytes_from_both_report_encoders() -> N
             (EventType.RISK, CommandType.KILL_SWITCH, KillSwitch.KILLED),
             (EventType.REJECTED, CommandType.SET_RISK, Reason.RISK_INVALID_VALUE),
             (EventType.RISK, CommandType.SET_RISK, RiskKind.FEE)]):
-        ev[i] = (i + 1, 5, (7 << 32) | 3, 0, 15_000, 4, 0, 0, 1, 7, 0, reason, typ, 1, cmd, 0)
+        # EVENT_DTYPE's fields in order (fee, other_fee, parent_id and venue 0)
+        ev[i] = (i + 1, 5, (7 << 32) | 3, 0, 15_000, 4, 0, 0, 0, 0, 0, 1, 7, 0, reason, 0, typ,
+                 1, cmd, 0)
     py, fast = ReportBuilder(), FastReportBuilder()
     py.on_batch(None, ev, True)
     fast.on_batch(None, ev, True)
