@@ -353,6 +353,9 @@ class VenueConfig(_Section):
 
     def __post_init__(self) -> None:
         _check_name("name", self.name, "venue name")
+        if self.name.upper() == "SMART":
+            raise ConfigError("'SMART' is reserved: a NewOrder naming SMART is a routed order",
+                              path="name")
         seen: dict[str, int] = {}
         for i, entry in enumerate(self.instruments):
             symbol, field = (entry, "") if isinstance(entry, str) else (entry.symbol, ".symbol")

@@ -576,3 +576,12 @@ def test_the_default_config_has_three_venues():
     core = FakeCore()
     vs.register(core, insts, k=instrument_k(cfg))
     assert sum(c[0] == "add_instrument" for c in core.calls) == 9 + 3
+
+
+def test_a_venue_may_not_be_called_smart() -> None:
+    # the gateway's NewOrder names a venue, or SMART for a routed order (docs/PROTOCOL.md)
+    for name in ("SMART", "smart"):
+        with pytest.raises(ConfigError, match="reserved") as e:
+            parse_config(INSTRUMENTS + f'[[venues]]\nid = 1\nname = "{name}"\nmaker_fee = 0\n'
+                         'taker_fee = 0\n')
+        assert "venues[0].name" in str(e.value)
