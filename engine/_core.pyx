@@ -864,6 +864,28 @@ cdef inline int reserve_for_rest(State* st, int32_t b, uint8_t side) noexcept no
     return 0
 
 
+cdef inline uint16_t order_shape_reason(const Command* c) noexcept nogil:
+    # side, order type and time in force of a NEW or a ROUTE, in that order; 0: valid
+    if c.side != SIDE_BUY and c.side != SIDE_SELL:
+        return R_INVALID_SIDE
+    if c.ord_type != ORD_LIMIT and c.ord_type != ORD_MARKET:
+        return R_INVALID_ORDER_TYPE
+    if c.tif != TIF_GTC and c.tif != TIF_IOC and c.tif != TIF_FOK:
+        return R_INVALID_TIME_IN_FORCE
+    return 0
+
+
+cdef inline uint16_t qty_reason(const Command* c, const Book* bk) noexcept nogil:
+    # the quantity of a NEW or a ROUTE against the book's bounds; 0: valid
+    if c.qty <= 0:
+        return R_INVALID_QUANTITY
+    if c.qty < bk.min_qty:
+        return R_QUANTITY_BELOW_MIN
+    if c.qty > bk.max_qty:
+        return R_QUANTITY_ABOVE_MAX
+    return 0
+
+
 cdef uint16_t book_miss(State* st, const Command* c) noexcept nogil:
     # why (c.venue, c.instrument) names no book (docs/ROUTING.md, "Direct orders")
     if c.venue != 0 and map_get(&st.venue_map, c.venue) < 0:
@@ -893,27 +915,17 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
     if bk.trading_state != TS_OPEN:
         reject(st, c, R_INSTRUMENT_HALTED)
         return 0
-    if c.side != SIDE_BUY and c.side != SIDE_SELL:
-        reject(st, c, R_INVALID_SIDE)
-        return 0
-    if c.ord_type != ORD_LIMIT and c.ord_type != ORD_MARKET:
-        reject(st, c, R_INVALID_ORDER_TYPE)
-        return 0
-    if c.tif != TIF_GTC and c.tif != TIF_IOC and c.tif != TIF_FOK:
-        reject(st, c, R_INVALID_TIME_IN_FORCE)
+    reason = order_shape_reason(c)
+    if reason:
+        reject(st, c, reason)
         return 0
     if (c.flags & ~FLAGS_KNOWN) or (
             (c.flags & FLAG_POST_ONLY) and (c.ord_type != ORD_LIMIT or c.tif != TIF_GTC)):
         reject(st, c, R_INVALID_INSTRUCTIONS)
         return 0
-    if c.qty <= 0:
-        reject(st, c, R_INVALID_QUANTITY)
-        return 0
-    if c.qty < bk.min_qty:
-        reject(st, c, R_QUANTITY_BELOW_MIN)
-        return 0
-    if c.qty > bk.max_qty:
-        reject(st, c, R_QUANTITY_ABOVE_MAX)
+    reason = qty_reason(c, bk)
+    if reason:
+        reject(st, c, reason)
         return 0
     market = c.ord_type == ORD_MARKET
     if not market and c.price <= 0:
@@ -1522,14 +1534,9 @@ cdef int do_route(State* st, const Command* c) noexcept nogil:
         if pb < 0:
             reject(st, c, R_VENUE_NOT_LISTED)
             return 0
-    if c.side != SIDE_BUY and c.side != SIDE_SELL:
-        reject(st, c, R_INVALID_SIDE)
-        return 0
-    if c.ord_type != ORD_LIMIT and c.ord_type != ORD_MARKET:
-        reject(st, c, R_INVALID_ORDER_TYPE)
-        return 0
-    if c.tif != TIF_GTC and c.tif != TIF_IOC and c.tif != TIF_FOK:
-        reject(st, c, R_INVALID_TIME_IN_FORCE)
+    reason = order_shape_reason(c)
+    if reason:
+        reject(st, c, reason)
         return 0
     if c.flags & ~ROUTE_FLAGS_KNOWN:
         reject(st, c, R_INVALID_INSTRUCTIONS)
@@ -1540,14 +1547,9 @@ cdef int do_route(State* st, const Command* c) noexcept nogil:
             not post and (c.tif == TIF_GTC or c.venue != 0)):
         reject(st, c, R_INVALID_STRATEGY)
         return 0
-    if c.qty <= 0:
-        reject(st, c, R_INVALID_QUANTITY)
-        return 0
-    if c.qty < st.books[b0].min_qty:
-        reject(st, c, R_QUANTITY_BELOW_MIN)
-        return 0
-    if c.qty > st.books[b0].max_qty:
-        reject(st, c, R_QUANTITY_ABOVE_MAX)
+    reason = qty_reason(c, &st.books[b0])
+    if reason:
+        reject(st, c, reason)
         return 0
     if not market and c.price <= 0:
         reject(st, c, R_INVALID_PRICE)

@@ -10,16 +10,15 @@ property, from the books as they stood (test_no_trade_through_on_every_routed_fi
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.reference import ReferenceCore
 from engine.schema import EVENT_DTYPE, CommandType, EventType, Flags, Reason, TradingState
 from tests.conftest import commands, load_core_class, per_call_expressible, records, send
+from tests.core.test_differential import FUZZ
 from tests.core.test_differential_risk import tables as risk_tables
 
 CORE = load_core_class()
@@ -211,14 +210,6 @@ def resolve(items: list[dict]) -> list[tuple]:
 
 streams = st.lists(item(), min_size=20, max_size=120).map(resolve)
 chunkings = st.lists(st.integers(1, 24), min_size=1, max_size=5)
-
-FUZZ = settings(
-    max_examples=int(os.environ.get("ENGINE_FUZZ_EXAMPLES", "300")),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
 @FUZZ
