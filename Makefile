@@ -31,6 +31,7 @@ test: build
 
 bench: build
 	$(VENV)/bin/engine bench core
+	$(VENV)/bin/engine bench route
 	$(PY) -m pytest benchmarks -o python_files="bench_*.py" --benchmark-only -q
 
 fuzz: build
