@@ -295,6 +295,15 @@ def trade_throughs(engine, rows: list[tuple]) -> tuple[int, list]:
     return checked, bad
 
 
+@FUZZ
+@given(rows=streams)
+def test_no_trade_through_on_random_streams(rows):
+    # the random streams (halts, odd lots, coarse grids, rejects and all), in both engines
+    for cls in (ReferenceCore, CORE):
+        checked, bad = trade_throughs(make_engine(cls), rows)
+        assert bad == []
+
+
 def routing_stream(seed: int, n: int) -> list[tuple]:
     """A seeded stream: resting liquidity on every venue, and routed parents against it."""
     rng = np.random.RandomState(seed)
