@@ -30,10 +30,10 @@ from ..journal.reader import Journal
 from ..journal.replay import DEFAULT_BATCH, new_core
 from ..journal.replay_run import ReplayArgumentError, output_format
 from ..journal.snapshot import core_state, read_snapshot
+from ..risk.reference import fee as fee_units
+from ..risk.reference import notional
 from ..schema import (
     EVENT_DTYPE,
-    INT64_MAX,
-    NOTIONAL_CAP,
     CommandType,
     EventType,
     Flags,
@@ -88,20 +88,6 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 
 class ReportArgumentError(ReplayArgumentError):
     """An argument of ``engine report best-execution`` that cannot be used (one line)."""
-
-
-# -- fees (docs/ROUTING.md, "Fees on every trade") -------------------------------------------------
-
-def notional(price: int, qty: int, k: int) -> int:
-    """``price * qty * k`` cash units, exact up to NOTIONAL_CAP; above it, NOTIONAL_CAP + 1."""
-    return min(price * qty * k, NOTIONAL_CAP + 1)
-
-
-def fee_units(n: int, ppm: int) -> int:
-    """``ppm`` millionths of ``n``: a fee rounded up, a rebate (ppm < 0) rounded toward zero,
-    saturating at the int64 range as the core does."""
-    f = -((-n * ppm) // 10 ** 6) if ppm >= 0 else -((n * -ppm) // 10 ** 6)
-    return max(-INT64_MAX - 1, min(INT64_MAX, f))
 
 
 # -- exact decimals -------------------------------------------------------------------------------
