@@ -6,8 +6,9 @@ quantity, never send an off-grid value to the core, and never hold matching stat
 """
 from __future__ import annotations
 
+import decimal
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -26,10 +27,15 @@ from .schema import (
     OrdType,
     Reason,
     Side,
+    Strategy,
     TimeInForce,
 )
+from .venues import DEFAULT_VENUE, VenueSet, instrument_k
 
-__all__ = ["Market", "Event", "Level", "Book", "OrderView", "decode_events", "CoreLike"]
+__all__ = ["Market", "Event", "Level", "Book", "OrderView", "ConsolidatedLevel", "Consolidated",
+           "decode_events", "fee_units", "CoreLike"]
+
+_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation])
 
 
 class CoreLike(Protocol):
@@ -49,6 +55,8 @@ class CoreLike(Protocol):
     def best_ask(self, instrument: int) -> tuple[int, int] | None: ...
     def depth(self, instrument: int, n: int = ...) -> tuple[list, list]: ...
     def order(self, order_id: int) -> dict[str, Any] | None: ...
+    # with venues (docs/ROUTING.md) also: add_venue, add_instrument(..., venue=, tick=, lot=,
+    # k=), submit(..., venue=), route, depth(i, n, venue), consolidated_bbo, consolidated_depth
 
 
 class _View(msgspec.Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
@@ -63,6 +71,17 @@ class Event(_View):
     ``qty``, ``leaves`` are None only when the event names no known instrument (e.g. an unknown
     symbol, or a rejected CANCEL). ``seq == 0`` and ``text`` set: refused at the edge, the core
     never saw it.
+
+    Venues (docs/ROUTING.md): ``venue`` is the name of the event's venue (None: the default
+    venue 0, e.g. a routed parent's own events); ``parent_id`` the parent of a child order
+    (children have negative engine-made ids; None: not a child). ``fee``/``other_fee`` are set
+    on TRADE, PARENT_FILL and PARENT_DONE (for their meaning per type see docs/ROUTING.md;
+    negative: a rebate) when the market has venues or the fee is not 0, else None. They are
+    Decimals in the instrument's currency when its fee unit is known (``fee_units``: one unit
+    = tick_size x lot_size x multiplier / k, i.e. 10**-decimals of the currency with k from the
+    risk setup, the instrument's tick x lot value with k = 1), else the core's raw integer.
+    PARENT_DONE's ``reason`` is an OrderStatus name (FILLED or CANCELLED); ``other_leaves`` is
+    a TRADE's maker open quantity and a PARENT_FILL/PARENT_DONE's parent filled quantity.
     """
 
     type: str
@@ -76,8 +95,12 @@ class Event(_View):
     other_id: int = 0
     other_account: int = 0
     other_leaves: Decimal | None = None
+    fee: Decimal | None = None
+    other_fee: Decimal | None = None
+    parent_id: int | None = None
     account: int = 0
     instrument: int | None = None
+    venue: str | None = None
     cmd: str = "NEW"
     seq: int = 0
     ts_ns: int = 0
@@ -93,16 +116,48 @@ class Level(_View):
 
 
 class Book(_View):
-    """The top ``depth`` levels of one instrument, best first on each side."""
+    """The top ``depth`` levels of one instrument, best first on each side (of one venue's
+    book when ``venue`` is set; None: the primary book)."""
 
     symbol: str
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
+    venue: str | None = None
 
     def __str__(self) -> str:
-        rows = [f"{self.symbol}"]
+        rows = [f"{self.symbol}" + (f" on {self.venue}" if self.venue else "")]
         rows += [f"  ask {lv.price:>14} x {lv.qty} ({lv.orders})" for lv in reversed(self.asks)]
         rows += [f"  bid {lv.price:>14} x {lv.qty} ({lv.orders})" for lv in self.bids]
+        return "\n".join(rows)
+
+
+class ConsolidatedLevel(_View):
+    """One price over every book of an instrument: the total open quantity and each venue's
+    (books in routing order; venue None: the default venue)."""
+
+    price: Decimal
+    qty: Decimal
+    venues: tuple[tuple[str | None, Decimal], ...]
+
+
+class Consolidated(_View):
+    """The consolidated view of one instrument: the best bid and ask over its venues and the
+    top levels merged across them, best first."""
+
+    symbol: str
+    bid: ConsolidatedLevel | None
+    ask: ConsolidatedLevel | None
+    bids: tuple[ConsolidatedLevel, ...]
+    asks: tuple[ConsolidatedLevel, ...]
+
+    def __str__(self) -> str:
+        def row(name: str, lv: ConsolidatedLevel) -> str:
+            parts = " ".join(f"{v or '-'}:{q}" for v, q in lv.venues)
+            return f"  {name} {lv.price:>14} x {lv.qty} ({parts})"
+
+        rows = [f"{self.symbol} (consolidated)"]
+        rows += [row("ask", lv) for lv in reversed(self.asks)]
+        rows += [row("bid", lv) for lv in self.bids]
         return "\n".join(rows)
 
 
@@ -135,15 +190,53 @@ def _side(code: int) -> str | None:
     return None if code == 0 else _name(Side, code)
 
 
+_FEE_TYPES = frozenset((EventType.TRADE, EventType.PARENT_FILL, EventType.PARENT_DONE))
+
+
+def fee_units(instruments: InstrumentSet, k: Mapping[int, int] | None = None
+              ) -> dict[int, Decimal]:
+    """Each instrument's fee unit: what one unit of an event's ``fee`` is worth in its
+    currency, exactly: tick_size x lot_size x multiplier / k (k as registered on the core,
+    ``instrument_k(config)``; None: 1 for every instrument). With k from the risk setup this is
+    10**-decimals of the currency (the gateway's ``fee_unit``). An instrument whose unit is not
+    exact is left out (its fees then decode as raw integers)."""
+    out: dict[int, Decimal] = {}
+    for inst in instruments:
+        kk = 1 if k is None else k.get(inst.id, 1)
+        try:
+            unit = _EXACT.divide(_EXACT.multiply(_EXACT.multiply(inst.tick_size, inst.lot_size),
+                                                 inst.multiplier), Decimal(kk))
+        except (decimal.Inexact, decimal.InvalidOperation):
+            continue
+        out[inst.id] = unit
+    return out
+
+
+def _fee(raw: int, unit: Decimal | None) -> Decimal:
+    """A fee in currency (raw x unit, on the unit's decimal places), or the raw integer."""
+    if unit is None:
+        return Decimal(raw)
+    exponent = min(int(unit.as_tuple().exponent), 0)
+    return _EXACT.quantize(_EXACT.multiply(Decimal(raw), unit), Decimal(1).scaleb(exponent))
+
+
 def decode_events(events: np.ndarray, instruments: InstrumentSet, *,
-                  instrument: Instrument | None = None) -> list[Event]:
+                  instrument: Instrument | None = None, venues: VenueSet | None = None,
+                  fee_units: Mapping[int, Decimal] | None = None) -> list[Event]:
     """An EVENT_DTYPE array as Events. ``instrument`` decodes a rejected REPLACE, whose record
-    carries no instrument (the command names only an order id); otherwise it is ignored."""
+    carries no instrument (the command names only an order id); otherwise it is ignored.
+    ``venues`` names each event's venue (without it a venue is its id as a str; 0 is None) and,
+    when it has venues, sets the fees of every TRADE/PARENT_FILL/PARENT_DONE even when 0.
+    ``fee_units`` (instrument id -> Decimal, see ``fee_units()``) turns fees into currency;
+    without a unit a fee is the core's raw integer as a Decimal."""
     if events.dtype != EVENT_DTYPE:
         raise ValueError("events must be an array of EVENT_DTYPE")
     cols = {name: events[name].tolist() for name in
             ("seq", "ts_ns", "order_id", "other_id", "price", "qty", "leaves", "other_leaves",
-             "instrument", "account", "other_account", "reason", "type", "side", "cmd")}
+             "instrument", "account", "other_account", "reason", "type", "side", "cmd",
+             "fee", "other_fee", "parent_id", "venue")}
+    has_venues = bool(venues)
+    units = fee_units or {}
     out = []
     for i in range(len(events)):
         etype, cmd = cols["type"][i], cols["cmd"][i]
@@ -159,9 +252,18 @@ def decode_events(events: np.ndarray, instruments: InstrumentSet, *,
             reason_name = _name(Reason, reason)
         elif etype == EventType.CANCELLED:
             reason_name = _name(CancelCause, reason)
+        elif etype == EventType.PARENT_DONE:
+            reason_name = _name(OrderStatus, reason)
         else:
             reason_name = None if reason == 0 else str(reason)
-        trade = etype == EventType.TRADE
+        # other_leaves: a TRADE's maker open qty; a PARENT_FILL/PARENT_DONE's filled qty
+        trade = etype in _FEE_TYPES
+        fee = other_fee = None
+        if etype in _FEE_TYPES and (has_venues or cols["fee"][i] or cols["other_fee"][i]):
+            unit = units.get(inst.id) if inst else None
+            fee, other_fee = _fee(cols["fee"][i], unit), _fee(cols["other_fee"][i], unit)
+        venue_id = cols["venue"][i]
+        venue = venues.get(venue_id) if venues is not None and venue_id else None
         out.append(Event(
             type=_name(EventType, etype), order_id=cols["order_id"][i],
             symbol=inst.symbol if inst else None, side=_side(cols["side"][i]),
@@ -171,8 +273,10 @@ def decode_events(events: np.ndarray, instruments: InstrumentSet, *,
             reason=reason_name,
             other_id=cols["other_id"][i], other_account=cols["other_account"][i],
             other_leaves=inst.lots_to_qty(cols["other_leaves"][i]) if trade and inst else None,
+            fee=fee, other_fee=other_fee, parent_id=cols["parent_id"][i] or None,
             account=cols["account"][i],
             instrument=inst.id if inst else (cols["instrument"][i] if names_instrument else None),
+            venue=(venue.name if venue is not None else str(venue_id)) if venue_id else None,
             cmd=_name(CommandType, cmd), seq=cols["seq"][i], ts_ns=cols["ts_ns"][i],
         ))
     return out
@@ -188,6 +292,20 @@ _TIFS = {t.name.lower(): t for t in TimeInForce}
 _SIDES = {s.name.lower(): s for s in Side}
 
 
+def _parse_side(side: str | Side) -> Side:
+    side_ = side if isinstance(side, Side) else _SIDES.get(str(side).lower())
+    if side_ is None:
+        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+    return side_
+
+
+def _parse_tif(tif: str | TimeInForce) -> TimeInForce:
+    tif_ = tif if isinstance(tif, TimeInForce) else _TIFS.get(str(tif).lower())
+    if tif_ is None:
+        raise ValueError(f"tif must be one of {', '.join(_TIFS)}, got {tif!r}")
+    return tif_
+
+
 class Market:
     """Decimal, symbol-based order entry and queries over one core.
 
@@ -195,27 +313,49 @@ class Market:
     embedded default config. ``core_factory``: a zero-argument callable returning an object with
     the core API (default ``engine._core.Core``; e.g. ``engine.reference.ReferenceCore``).
     ``clock``: returns ``ts_ns`` for each command (default: 0). Commands return the list of
-    Events they produced; bad data (unknown symbol, off-grid or non-numeric price/quantity) is
-    refused at the edge with one REJECTED event and never reaches the core.
+    Events they produced; bad data (unknown symbol or venue name, off-grid or non-numeric
+    price/quantity) is refused at the edge with one REJECTED event and never reaches the core.
+
+    Venues (docs/ROUTING.md): an EngineConfig with ``[[venues]]`` registers them and every
+    instrument's books on the core (``VenueSet.register`` with ``k = instrument_k(config)``, so
+    fees come out in the currency's cash units); ``venues=`` (a VenueSet) does the same for
+    another instrument source, with k = 1. Without venues (also ``Market()`` and a path: only
+    their instruments) every instrument has one book on the default venue, as before. Orders
+    name a venue by name (None: the primary), ``route()`` sends a routed parent.
     """
 
     def __init__(self,
                  instruments: InstrumentSet | EngineConfig | str | os.PathLike[str] | None = None,
                  *, core_factory: Callable[[], CoreLike] | None = None,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None,
+                 venues: VenueSet | None = None) -> None:
+        if venues is not None and not isinstance(venues, VenueSet):
+            raise TypeError(f"venues must be a VenueSet, got {type(venues).__name__}")
+        k: dict[int, int] | None = None
         if instruments is None:
             instruments = InstrumentSet.default()
         elif isinstance(instruments, EngineConfig):
-            instruments = InstrumentSet.from_config(instruments)
+            if venues is not None:
+                raise ValueError("an EngineConfig brings its own [[venues]]: pass venues= only"
+                                 " with an InstrumentSet")
+            config, instruments = instruments, InstrumentSet.from_config(instruments)
+            if config.venues:
+                venues = VenueSet.from_config(config, instruments)
+                k = instrument_k(config, instruments)
         elif isinstance(instruments, (str, os.PathLike)):
             instruments = InstrumentSet.load(instruments)
         elif not isinstance(instruments, InstrumentSet):
             raise TypeError(f"instruments must be an InstrumentSet, an EngineConfig, a path or"
                             f" None, got {type(instruments).__name__}")
         self._instruments = instruments
+        self._venues = venues if venues is not None else VenueSet.empty()
         self._core = (core_factory or _default_core)()
-        for inst in instruments:
-            self._core.add_instrument(inst.id, inst.min_lots, inst.max_lots)
+        if self._venues:
+            self._venues.register(self._core, instruments, k=k)
+        else:
+            for inst in instruments:
+                self._core.add_instrument(inst.id, inst.min_lots, inst.max_lots)
+        self._fee_units = fee_units(instruments, k)
         self._clock = clock
         self._next_id = 1
         self._seq = 0
@@ -228,53 +368,109 @@ class Market:
         return self._instruments
 
     @property
+    def venues(self) -> VenueSet:
+        """The venues registered on the core (empty: none, every book on the default venue)."""
+        return self._venues
+
+    @property
     def core(self) -> CoreLike:
         """The integer core (ticks and lots), for anything this edge does not cover."""
         return self._core
 
     # -- commands ------------------------------------------------------------------------------
     def buy(self, symbol: str, qty: Any, price: Any = None, *, order_id: int | None = None,
-            account: int = 0, tif: str | TimeInForce = "gtc",
-            post_only: bool = False) -> list[Event]:
+            account: int = 0, tif: str | TimeInForce = "gtc", post_only: bool = False,
+            venue: str | None = None) -> list[Event]:
         """A buy order; ``price=None`` is a market order."""
         return self.submit(symbol, Side.BUY, qty, price, order_id=order_id, account=account,
-                           tif=tif, post_only=post_only)
+                           tif=tif, post_only=post_only, venue=venue)
 
     def sell(self, symbol: str, qty: Any, price: Any = None, *, order_id: int | None = None,
-             account: int = 0, tif: str | TimeInForce = "gtc",
-             post_only: bool = False) -> list[Event]:
+             account: int = 0, tif: str | TimeInForce = "gtc", post_only: bool = False,
+             venue: str | None = None) -> list[Event]:
         """A sell order; ``price=None`` is a market order."""
         return self.submit(symbol, Side.SELL, qty, price, order_id=order_id, account=account,
-                           tif=tif, post_only=post_only)
+                           tif=tif, post_only=post_only, venue=venue)
 
     def submit(self, symbol: str, side: str | Side, qty: Any, price: Any = None, *,
                order_id: int | None = None, account: int = 0, tif: str | TimeInForce = "gtc",
-               post_only: bool = False) -> list[Event]:
-        """A new order; ``side`` is "buy"/"sell" or a Side, ``tif`` "gtc"/"ioc"/"fok"."""
-        side_ = side if isinstance(side, Side) else _SIDES.get(str(side).lower())
-        if side_ is None:
-            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-        tif_ = tif if isinstance(tif, TimeInForce) else _TIFS.get(str(tif).lower())
-        if tif_ is None:
-            raise ValueError(f"tif must be one of {', '.join(_TIFS)}, got {tif!r}")
-        if order_id is None:
-            order_id = self._next_id
-        if isinstance(order_id, int) and order_id >= self._next_id:
-            self._next_id = order_id + 1
+               post_only: bool = False, venue: str | None = None) -> list[Event]:
+        """A new order; ``side`` is "buy"/"sell" or a Side, ``tif`` "gtc"/"ioc"/"fok";
+        ``venue`` a venue name (None: the instrument's primary book). An unknown venue name is
+        refused at the edge (BOOK_UNKNOWN_VENUE); the core checks that the venue lists the
+        instrument and its grid (BOOK_VENUE_NOT_LISTED, BOOK_OFF_VENUE_GRID)."""
+        side_ = _parse_side(side)
+        tif_ = _parse_tif(tif)
+        order_id = self._order_id(order_id)
+        if venue is not None and self._venue_id(venue) is None:
+            return [self._edge_reject(Reason.BOOK_UNKNOWN_VENUE, self._unknown_venue(venue),
+                                      order_id, self._instruments.get(symbol), symbol, side_,
+                                      price, qty, account)]
         inst = self._instruments.get(symbol)
         if inst is None:
             return [self._edge_reject(Reason.EDGE_UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}",
-                                      order_id, None, symbol, side_, price, qty, account)]
+                                      order_id, None, symbol, side_, price, qty, account,
+                                      venue=venue)]
         try:
             lots = inst.qty_to_lots(qty)
             ticks = 0 if price is None else inst.price_to_ticks(price)
         except GridError as e:
             return [self._edge_reject(e.reason, e.message, order_id, inst, symbol, side_, price,
-                                      qty, account)]
+                                      qty, account, venue=venue)]
         seq, ts = self._stamp()
-        self._core.submit(order_id, inst.id, int(side_), ticks, lots, account,
-                          int(OrdType.MARKET if price is None else OrdType.LIMIT), int(tif_),
-                          int(Flags.POST_ONLY if post_only else Flags.NONE), seq, ts)
+        args = (order_id, inst.id, int(side_), ticks, lots, account,
+                int(OrdType.MARKET if price is None else OrdType.LIMIT), int(tif_),
+                int(Flags.POST_ONLY if post_only else Flags.NONE), seq, ts)
+        if venue is None:
+            self._core.submit(*args)  # as before venues: any core-like object takes it
+        else:
+            self._core.submit(*args, venue=self._venue_id(venue))
+        return self.decode(self._core.drain_events())
+
+    def route(self, symbol: str, side: str | Side, qty: Any, price: Any = None, *,
+              strategy: str | Strategy = "sweep", tif: str | TimeInForce | None = None,
+              post_venue: str | None = None, order_id: int | None = None,
+              account: int = 0) -> list[Event]:
+        """A routed (parent) order across the venues listing the instrument (docs/ROUTING.md,
+        "ROUTE"); ``price=None`` is a market order. ``strategy``: "sweep" (take the best
+        fee-adjusted prices up to the limit, cancel the rest; ``tif`` IOC by default, or FOK)
+        or "sweep_post" (the same, then rest the rest post-only on ``post_venue``, a venue
+        name, or by default on the open book with the lowest maker fee; GTC). The events are
+        the parent's (``venue`` None unless it rests) and its children's (negative ids,
+        ``parent_id`` set)."""
+        side_ = _parse_side(side)
+        if isinstance(strategy, Strategy):
+            strategy_ = strategy
+        else:
+            strategy_ = {s.name.lower(): s for s in Strategy}.get(str(strategy).lower())
+        if strategy_ is None:
+            raise ValueError(f"strategy must be 'sweep' or 'sweep_post', got {strategy!r}")
+        tif_ = None if tif is None else _parse_tif(tif)
+        order_id = self._order_id(order_id)
+        venue_id = 0
+        if post_venue is not None:
+            venue_id = self._venue_id(post_venue)
+            if venue_id is None:
+                return [self._edge_reject(Reason.BOOK_UNKNOWN_VENUE,
+                                          self._unknown_venue(post_venue), order_id,
+                                          self._instruments.get(symbol), symbol, side_, price,
+                                          qty, account, cmd=CommandType.ROUTE)]
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            return [self._edge_reject(Reason.EDGE_UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}",
+                                      order_id, None, symbol, side_, price, qty, account,
+                                      cmd=CommandType.ROUTE, venue=post_venue)]
+        try:
+            lots = inst.qty_to_lots(qty)
+            ticks = 0 if price is None else inst.price_to_ticks(price)
+        except GridError as e:
+            return [self._edge_reject(e.reason, e.message, order_id, inst, symbol, side_, price,
+                                      qty, account, cmd=CommandType.ROUTE, venue=post_venue)]
+        seq, ts = self._stamp()
+        self._core.route(order_id, inst.id, int(side_), ticks, lots, account=account,
+                         ord_type=int(OrdType.MARKET if price is None else OrdType.LIMIT),
+                         tif=None if tif_ is None else int(tif_), strategy=int(strategy_),
+                         venue=venue_id, seq=seq, ts_ns=ts)
         return self.decode(self._core.drain_events())
 
     def cancel(self, order_id: int, account: int = 0) -> list[Event]:
@@ -305,16 +501,46 @@ class Market:
         return self.decode(self._core.drain_events(), instrument=inst)
 
     # -- queries -------------------------------------------------------------------------------
-    def book(self, symbol: str, depth: int = 5) -> Book:
-        """The best ``depth`` levels on each side (KeyError for an unknown symbol)."""
+    def book(self, symbol: str, depth: int = 5, venue: str | None = None) -> Book:
+        """The best ``depth`` levels on each side of the instrument's book on ``venue`` (a
+        name; None: its primary book). KeyError for an unknown symbol or venue name, or a
+        venue that does not list the instrument."""
         inst = self._instruments[symbol]
-        bids, asks = self._core.depth(inst.id, depth)
+        if venue is None:
+            bids, asks = self._core.depth(inst.id, depth)
+        else:
+            venue_id = self._venue_id(venue)
+            if venue_id is None:
+                raise KeyError(self._unknown_venue(venue))
+            bids, asks = self._core.depth(inst.id, depth, venue_id)
 
         def levels(rows: Iterable[tuple[int, int, int]]) -> tuple[Level, ...]:
             return tuple(Level(price=inst.ticks_to_price(p), qty=inst.lots_to_qty(q), orders=n)
                          for p, q, n in rows)
 
-        return Book(symbol=inst.symbol, bids=levels(bids), asks=levels(asks))
+        return Book(symbol=inst.symbol, bids=levels(bids), asks=levels(asks), venue=venue)
+
+    def consolidated(self, symbol: str, depth: int = 5) -> Consolidated:
+        """The instrument over all its books: the best bid and ask with each venue's size
+        (``core.consolidated_bbo``) and the top ``depth`` merged levels per side with each
+        venue's quantity (``core.consolidated_depth``), in decimals, venues by name in routing
+        order. KeyError for an unknown symbol."""
+        inst = self._instruments[symbol]
+
+        def level(price: int, parts: Iterable[tuple[int, int]]) -> ConsolidatedLevel:
+            venues = tuple((self._venue_name(v), inst.lots_to_qty(q)) for v, q in parts)
+            return ConsolidatedLevel(price=inst.ticks_to_price(price),
+                                     qty=sum((q for _, q in venues), inst.lots_to_qty(0)),
+                                     venues=venues)
+
+        bbo = self._core.consolidated_bbo(inst.id)
+        bids, asks = self._core.consolidated_depth(inst.id, depth)
+        return Consolidated(
+            symbol=inst.symbol,
+            bid=None if bbo["bid"] is None else level(*bbo["bid"]),
+            ask=None if bbo["ask"] is None else level(*bbo["ask"]),
+            bids=tuple(level(p, parts) for p, _, parts in bids),
+            asks=tuple(level(p, parts) for p, _, parts in asks))
 
     def best_bid(self, symbol: str) -> tuple[Decimal, Decimal] | None:
         """(price, total qty) of the best bid, or None."""
@@ -340,9 +566,31 @@ class Market:
 
     def decode(self, events: np.ndarray, *, instrument: Instrument | None = None) -> list[Event]:
         """An EVENT_DTYPE array from this market's core as Events (see decode_events)."""
-        return decode_events(events, self._instruments, instrument=instrument)
+        return decode_events(events, self._instruments, instrument=instrument,
+                             venues=self._venues, fee_units=self._fee_units)
 
     # -- internals -----------------------------------------------------------------------------
+    def _order_id(self, order_id: int | None) -> Any:
+        if order_id is None:
+            order_id = self._next_id
+        if isinstance(order_id, int) and order_id >= self._next_id:
+            self._next_id = order_id + 1
+        return order_id
+
+    def _venue_id(self, name: Any) -> int | None:
+        """A venue name's id; None if it names no venue (ids are not names)."""
+        venue = self._venues.get(name) if isinstance(name, str) else None
+        return None if venue is None else venue.id
+
+    def _venue_name(self, venue_id: int) -> str | None:
+        if venue_id == DEFAULT_VENUE:
+            return None
+        venue = self._venues.get(venue_id)
+        return str(venue_id) if venue is None else venue.name
+
+    def _unknown_venue(self, name: Any) -> str:
+        return f"unknown venue {name!r} (venues: {', '.join(self._venues.names) or 'none'})"
+
     def _stamp(self) -> tuple[int, int]:
         self._seq += 1
         return self._seq, (self._clock() if self._clock else 0)
@@ -355,7 +603,7 @@ class Market:
     @staticmethod
     def _edge_reject(reason: Reason, text: str, order_id: Any, inst: Instrument | None,
                      symbol: Any, side: int, price: Any, qty: Any, account: int,
-                     cmd: CommandType = CommandType.NEW) -> Event:
+                     cmd: CommandType = CommandType.NEW, venue: str | None = None) -> Event:
         """A REJECTED event laid out as the core's, for a command that never reached it."""
         def as_decimal(value: Any) -> Decimal | None:
             try:
@@ -364,7 +612,7 @@ class Market:
                 return None
 
         zero = inst.lots_to_qty(0) if inst else Decimal(0)
-        if price is None and cmd == CommandType.NEW:  # a market order: the core reports 0
+        if price is None and cmd in (CommandType.NEW, CommandType.ROUTE):  # market: 0
             price_ = inst.ticks_to_price(0) if inst else Decimal(0)
         else:
             price_ = as_decimal(price)
@@ -372,4 +620,4 @@ class Market:
                      symbol=inst.symbol if inst else (symbol if isinstance(symbol, str) else None),
                      side=_side(int(side)), price=price_, qty=as_decimal(qty), leaves=zero,
                      reason=reason.name, account=account, instrument=inst.id if inst else None,
-                     cmd=cmd.name, text=text)
+                     cmd=cmd.name, text=text, venue=venue)
