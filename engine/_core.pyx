@@ -886,6 +886,22 @@ cdef inline uint16_t qty_reason(const Command* c, const Book* bk) noexcept nogil
     return 0
 
 
+cdef inline bint id_in_use(State* st, int64_t order_id) noexcept nogil:
+    # a live order or a live parent has this id (NEW and ROUTE: BOOK_DUPLICATE_ORDER_ID)
+    return map_get(&st.order_map, order_id) >= 0 or (
+        st.parent_map.size != 0 and map_get(&st.parent_map, order_id) >= 0)
+
+
+cdef inline uint16_t new_risk_reason(State* st, const Command* c, int32_t ix, bint market,
+                                     bint may_rest, int32_t* ra, int64_t* limit) noexcept nogil:
+    # risk checks 0 and 3..10 of a NEW or a ROUTE (risk on); the account's index goes to `ra`
+    ra[0] = risk_account(st.risk, c.account)
+    if ra[0] < 0:
+        return R_RISK_UNKNOWN_ACCOUNT
+    return risk_check_new(st.risk, ra[0], ix, c.side, market, may_rest, c.price, c.qty,
+                          c.ts_ns, limit)
+
+
 cdef uint16_t book_miss(State* st, const Command* c) noexcept nogil:
     # why (c.venue, c.instrument) names no book (docs/ROUTING.md, "Direct orders")
     if c.venue != 0 and map_get(&st.venue_map, c.venue) < 0:
@@ -935,18 +951,14 @@ cdef int do_new(State* st, const Command* c) noexcept nogil:
             bk.lot != 1 and c.qty % bk.lot != 0):
         reject(st, c, R_OFF_VENUE_GRID)
         return 0
-    if map_get(&st.order_map, c.order_id) >= 0 or (
-            st.parent_map.size != 0 and map_get(&st.parent_map, c.order_id) >= 0):
+    if id_in_use(st, c.order_id):
         reject(st, c, R_DUPLICATE_ORDER_ID)
         return 0
     if st.risk != NULL:
-        # pre-trade risk, checks 3..10 (docs/RISK.md); a market order gets a protection limit
-        ra = risk_account(st.risk, c.account)
-        if ra < 0:
-            reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
-            return 0
-        reason = risk_check_new(st.risk, ra, bk.ix, c.side, market, c.tif == TIF_GTC and not market,
-                                c.price, c.qty, c.ts_ns, &limit)
+        # pre-trade risk, checks 0 and 3..10 (docs/RISK.md); a market order gets a protection
+        # limit
+        reason = new_risk_reason(st, c, bk.ix, market, c.tif == TIF_GTC and not market, &ra,
+                                 &limit)
         if reason:
             reject(st, c, reason)
             return 0
@@ -1580,17 +1592,12 @@ cdef int do_route(State* st, const Command* c) noexcept nogil:
             if pb < 0:
                 reject(st, c, R_OFF_VENUE_GRID)
                 return 0
-    if map_get(&st.order_map, c.order_id) >= 0 or (
-            st.parent_map.size != 0 and map_get(&st.parent_map, c.order_id) >= 0):
+    if id_in_use(st, c.order_id):
         reject(st, c, R_DUPLICATE_ORDER_ID)
         return 0
     if st.risk != NULL:
-        ra = risk_account(st.risk, c.account)
-        if ra < 0:
-            reject(st, c, R_RISK_UNKNOWN_ACCOUNT)
-            return 0
-        reason = risk_check_new(st.risk, ra, st.books[b0].ix, c.side, market, post, c.price,
-                                c.qty, c.ts_ns, &limit)
+        # the whole parent, once (docs/ROUTING.md, check 18)
+        reason = new_risk_reason(st, c, st.books[b0].ix, market, post, &ra, &limit)
         if reason:
             reject(st, c, reason)
             return 0
