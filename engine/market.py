@@ -162,7 +162,10 @@ class Consolidated(_View):
 
 
 class OrderView(_View):
-    """A live or recently finished order (the core's ``order()`` dict) in decimals."""
+    """A live or recently finished order (the core's ``order()`` dict) in decimals. With
+    venues: ``venue`` its book's venue (None: the default venue, or a sweep parent); a live
+    child's ``parent_id``; a live parent's ``cancelled``, ``avg_price``, ``fees`` and
+    ``child_id`` (docs/ROUTING.md, "Queries")."""
 
     order_id: int
     symbol: str
@@ -176,6 +179,12 @@ class OrderView(_View):
     filled: Decimal
     leaves: Decimal
     status: str
+    venue: str | None = None
+    parent_id: int | None = None
+    cancelled: Decimal | None = None
+    avg_price: Decimal | None = None
+    fees: Decimal | None = None
+    child_id: int | None = None
 
 
 def _name(enum: type, code: int) -> str:
@@ -556,13 +565,23 @@ class Market:
         if d is None:
             return None
         inst = self._instruments.by_id(d["instrument"])
+        parent: dict[str, Any] = {}
+        if "child_id" in d:     # a live parent: its rollup
+            filled = d["filled"]
+            parent = dict(
+                cancelled=inst.lots_to_qty(d["cancelled"]), child_id=d["child_id"] or None,
+                fees=_fee(d["fees"], self._fee_units.get(inst.id)),
+                avg_price=None if not filled else
+                inst.ticks_to_price(d["value"] // filled) if d["value"] % filled == 0 else
+                inst.ticks_to_price(1) * Decimal(d["value"]) / Decimal(filled))
         return OrderView(
             order_id=d["order_id"], symbol=inst.symbol, account=d["account"],
             side=_name(Side, d["side"]), ord_type=_name(OrdType, d["ord_type"]),
             tif=_name(TimeInForce, d["tif"]), post_only=bool(d["flags"] & Flags.POST_ONLY),
             price=inst.ticks_to_price(d["price"]), qty=inst.lots_to_qty(d["qty"]),
             filled=inst.lots_to_qty(d["filled"]), leaves=inst.lots_to_qty(d["leaves"]),
-            status=_name(OrderStatus, d["status"]))
+            status=_name(OrderStatus, d["status"]), venue=self._venue_name(d.get("venue", 0)),
+            parent_id=d.get("parent_id"), **parent)
 
     def decode(self, events: np.ndarray, *, instrument: Instrument | None = None) -> list[Event]:
         """An EVENT_DTYPE array from this market's core as Events (see decode_events)."""

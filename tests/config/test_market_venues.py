@@ -271,3 +271,18 @@ def test_market_without_venues_is_unchanged(make_core):
         assert [(e.type, e.reason, e.seq) for e in ev] == [("REJECTED", "BOOK_UNKNOWN_VENUE", 0)]
         ev = m.route("AAPL", "buy", 1, "150.00")
         assert [(e.type, e.reason) for e in ev] == [("REJECTED", "BOOK_NO_ROUTABLE_VENUE")]
+
+
+def test_order_shows_a_live_parent_its_child_and_their_venue(market):
+    market.sell("AAPL", 100, "150.00", account=2, venue="ALT")
+    events = market.route("AAPL", "buy", 150, "150.01", account=1, strategy="sweep_post")
+    parent = events[0].order_id
+    child = [e for e in events if e.type == "ACCEPTED" and e.order_id < 0][-1].order_id
+    p = market.order(parent)
+    # 100 filled on ALT (taker fee 10 ppm of 15,000.00 = 0.15), 50 resting on LIT
+    assert (p.status, p.filled, p.leaves, p.venue, p.child_id, p.avg_price, p.fees,
+            p.cancelled) == ("PARTIALLY_FILLED", Decimal("100"), Decimal("50"), "LIT", child,
+                             Decimal("150.00"), Decimal("0.150000"), Decimal("0"))
+    c = market.order(child)
+    assert (c.parent_id, c.venue, c.post_only, c.leaves) == (parent, "LIT", True, Decimal("50"))
+    assert market.order(1).venue == "ALT" and market.order(1).parent_id is None
