@@ -35,6 +35,7 @@ from .protocol import (
     UNSET,
     BookUpdate,
     Cancel,
+    ConsolidatedBook,
     ExecutionReport,
     Halt,
     InstrumentInfo,
@@ -61,7 +62,8 @@ from .protocol import (
 __all__ = [
     "UsageError", "Catalog", "OpenOrder", "Terminal", "parse_command", "split_commands",
     "replace_message", "order_message", "first_cl_ord_id", "format_report", "format_reject",
-    "format_trade", "format_book", "format_book_update", "format_status", "format_mass_cancel",
+    "format_trade", "format_book", "format_book_update", "format_consolidated",
+    "format_consolidated_update", "format_status", "format_mass_cancel",
     "format_orders", "format_instruments", "format_logout", "format_avg_price",
     "format_risk_update", "format_risk_report", "HELP",
     "run_terminal", "main",
@@ -86,9 +88,12 @@ commands (quantities and prices are decimals, e.g. 10 and 150.25; symbols as `in
   cancel ID                                cancel order #ID
   replace ID QTY @ PRICE                   new total quantity (filled part included) and price
   cancel-all [SYMBOL] [buy|sell]           cancel the session account's open orders
-  book SYMBOL                              print the book (asks above bids)
-  watch SYMBOL                             print book changes and trades until Ctrl-C or the
-                                           next command
+  book SYMBOL [venue=VENUE|all]            print the book (asks above bids): the primary
+                                           venue's; venue=VENUE: that venue's; all (or
+                                           consolidated): merged over the venues, with each
+                                           venue's quantity at each price
+  watch SYMBOL [venue=VENUE|all]           print that book, then its changes and trades until
+                                           Ctrl-C or the next command
   orders                                   the account's open orders, from the server
   instruments                              every instrument with its tick and lot size
   halt SYMBOL, resume SYMBOL               (admin) stop / restart trading in SYMBOL
@@ -137,16 +142,24 @@ class Catalog:
         self._by_symbol: dict[str, Instrument] = {}
         self.primary: dict[int, str] = {}          # instrument -> its primary venue's name
         self.fee_unit: dict[int, Decimal] = {}     # instrument -> currency per unit of fee
+        self.listed: dict[int, list[str]] = {}     # instrument -> the venues listing it (known
+        #                                            only from a LogonAck; [] for none)
         for i in instruments:
             inst = instrument_from_info(i) if isinstance(i, InstrumentInfo) else i
             self.by_id[inst.id] = inst
             self._by_symbol[inst.symbol.upper()] = inst
             if isinstance(i, InstrumentInfo):
+                self.listed[inst.id] = list(i.venues)
                 if i.venues:
                     self.primary[inst.id] = i.venues[0]
                 if i.fee_unit:
                     self.fee_unit[inst.id] = Decimal(i.fee_unit)
         self._venues = {v.upper(): v for v in venues}
+
+    @property
+    def venues(self) -> list[str]:
+        """The server's venues' names, in the LogonAck's order ([]: none, or unknown)."""
+        return list(self._venues.values())
 
     def venue(self, token: str) -> str:
         """A venue's name as the server spells it; UsageError if the server has no such
@@ -248,6 +261,8 @@ class CancelAllCmd:
 class SymbolCmd:
     name: str                  # book | watch | halt | resume
     instrument: int
+    venue: str | None = None   # book, watch: a venue's book (None: the primary book)
+    consolidated: bool = False  # book, watch: the book merged over the venues
 
 
 @dataclass(frozen=True)
@@ -388,7 +403,9 @@ def parse_command(line: str, catalog: Catalog) -> Command | None:
             else:
                 raise UsageError(f"cancel-all: unexpected {a!r} ({usage})")
         return CancelAllCmd(inst_id, side)
-    if verb in ("book", "watch", "halt", "resume"):
+    if verb in ("book", "watch"):
+        return _book_command(verb, args, catalog)
+    if verb in ("halt", "resume"):
         if len(args) != 1:
             raise UsageError(f"{verb}: expected one symbol (usage: {verb} SYMBOL)")
         return SymbolCmd(verb, catalog.symbol(args[0]).id)
@@ -422,6 +439,41 @@ def parse_command(line: str, catalog: Catalog) -> Command | None:
     if verb == "set-risk":
         return _set_risk(args, catalog)
     raise UsageError(f"unknown command {words[0]!r} (type 'help' for the list)")
+
+
+def _book_command(verb: str, args: Sequence[str], catalog: Catalog) -> SymbolCmd:
+    """``book|watch SYMBOL [venue=VENUE|all|consolidated]``: the primary book, a venue's book,
+    or the consolidated book. Refused before anything is sent: an unknown venue, a venue the
+    LogonAck says does not list the instrument, and a venue or consolidated book of an
+    instrument no venue lists (it has one book: ``book SYMBOL``)."""
+    usage = f"usage: {verb} SYMBOL [venue=VENUE|all]"
+    if not args:
+        raise UsageError(f"{verb}: expected a symbol ({usage})")
+    if len(args) > 2:
+        raise UsageError(f"{verb}: unexpected {args[2]!r} after {args[1]!r} ({usage})")
+    inst = catalog.symbol(args[0])
+    if len(args) == 1:
+        return SymbolCmd(verb, inst.id)
+    word = args[1]
+    if word.lower() in ("all", "consolidated"):
+        venue, consolidated = None, True
+    elif word.lower().startswith("venue="):
+        if not word[6:]:
+            raise UsageError(f"{verb}: venue= needs a venue's name ({usage})")
+        if not catalog.venues:
+            raise UsageError(f"unknown venue {word[6:]!r} (the server has no venues: {verb}"
+                             f" {inst.symbol} shows the only book)")
+        venue, consolidated = catalog.venue(word[6:]), False
+    else:
+        raise UsageError(f"{verb}: unexpected {word!r} (expected venue=VENUE or all; {usage})")
+    listed = catalog.listed.get(inst.id)
+    if (listed is not None and not listed) or (consolidated and not catalog.venues):
+        raise UsageError(f"{verb}: {inst.symbol} is listed on no venue: it has one book"
+                         f" ({verb} {inst.symbol})")
+    if venue is not None and listed is not None and venue not in listed:
+        raise UsageError(f"{verb}: {inst.symbol} is not listed on {venue} (its venues:"
+                         f" {', '.join(listed)})")
+    return SymbolCmd(verb, inst.id, venue, consolidated)
 
 
 def _smart(args: Sequence[str], catalog: Catalog) -> OrderCmd:
@@ -728,8 +780,11 @@ def format_reject(r: Reject) -> str:
 
 
 def format_trade(t: Trade, catalog: Catalog) -> str:
+    """A trade; one of a venue's book subscription names the venue (the primary book's, as
+    before venues, does not)."""
+    on = f" on {t.venue}" if t.venue else ""
     return (f"{catalog.name(t.instrument)} trade {catalog.qty(t.instrument, t.qty)}"
-            f" @ {catalog.price(t.instrument, t.price)} ({t.aggressor} aggressor)")
+            f" @ {catalog.price(t.instrument, t.price)}{on} ({t.aggressor} aggressor)")
 
 
 def format_status(s: InstrumentStatus, catalog: Catalog) -> str:
@@ -784,7 +839,7 @@ def format_logout(m: ServerLogout) -> str:
     return f"the server ended the session: {reason_name(m.reason)}: {m.text}"
 
 
-def _best(catalog: Catalog, inst: int, levels: Sequence[tuple[int, int, int]]) -> str:
+def _best(catalog: Catalog, inst: int, levels: Sequence[tuple[int, int, Any]]) -> str:
     if not levels:
         return "-"
     p, q, _ = levels[0]
@@ -792,15 +847,16 @@ def _best(catalog: Catalog, inst: int, levels: Sequence[tuple[int, int, int]]) -
 
 
 def format_book(catalog: Catalog, instrument: int, bids: Sequence[tuple[int, int, int]],
-                asks: Sequence[tuple[int, int, int]]) -> list[str]:
+                asks: Sequence[tuple[int, int, int]], venue: str | None = None) -> list[str]:
     """The book as lines: asks above bids, highest price first, with the spread between them.
-    ``bids`` and ``asks`` are (price ticks, qty lots, orders), best first."""
+    ``bids`` and ``asks`` are (price ticks, qty lots, orders), best first. ``venue``: the book
+    is that venue's, named in the header (``AAPL on ALT``); None: the primary book."""
     rows = [("ask", *lv) for lv in reversed(list(asks))] + [("bid", *lv) for lv in bids]
     cells = [(side, catalog.price(instrument, p), catalog.qty(instrument, q), str(n))
              for side, p, q, n in rows]
     wp = max([len("price")] + [len(c[1]) for c in cells])
     wq = max([len("qty")] + [len(c[2]) for c in cells])
-    name = catalog.name(instrument)
+    name = catalog.name(instrument) + (f" on {venue}" if venue else "")
     if not cells:
         return [f"{name}: the book is empty"]
     out = [f"{name}", f"  side  {'price':>{wp}}  {'qty':>{wq}}  orders"]
@@ -828,11 +884,79 @@ def format_book_update(u: BookUpdate, catalog: Catalog,
             where = f"{side} {catalog.price(inst, p)}"
             parts.append(f"{where} gone" if q == 0 else
                          f"{where} {catalog.qty(inst, q)} ({n} order{'' if n == 1 else 's'})")
-    line = f"{catalog.name(inst)} book: " + (", ".join(parts) or "no change")
+    on = f" on {u.venue}" if u.venue else ""
+    line = f"{catalog.name(inst)} book{on}: " + (", ".join(parts) or "no change")
     if book is not None:
         bids, asks = book
         line += f"; best bid {_best(catalog, inst, bids)}, ask {_best(catalog, inst, asks)}"
     return line
+
+
+def _spread(catalog: Catalog, instrument: int, ticks: int) -> str:
+    """The spread of a book whose sides may lock or cross (the consolidated book: every venue's
+    book is apart)."""
+    text = f"spread {catalog.price(instrument, ticks)}"
+    return text if ticks > 0 else text + (" (locked)" if ticks == 0 else " (crossed)")
+
+
+def _venue_qtys(catalog: Catalog, instrument: int, at: Sequence[tuple[str, int]],
+                sep: str = "  ") -> str:
+    """Each venue's quantity at a consolidated level, e.g. ``LIT 100  ALT 100`` (``""``, the
+    default venue of an instrument no venue lists: ``default``)."""
+    return sep.join(f"{v or 'default'} {catalog.qty(instrument, q)}" for v, q in at)
+
+
+def format_consolidated(catalog: Catalog, book: ConsolidatedBook) -> list[str]:
+    """The consolidated book (``book SYMBOL all``) as lines, laid out as ``format_book``: asks
+    above bids, each level with its price, total quantity over the venues and each venue's
+    quantity there (venues in routing order); the spread between them may lock or cross."""
+    inst, bids, asks = book.instrument, book.bids, book.asks
+    rows = [("ask", *lv) for lv in reversed(list(asks))] + [("bid", *lv) for lv in bids]
+    cells = [(side, catalog.price(inst, p), catalog.qty(inst, q), _venue_qtys(catalog, inst, at))
+             for side, p, q, at in rows]
+    name = f"{catalog.name(inst)} on all venues"
+    if not cells:
+        return [f"{name}: the book is empty"]
+    wp = max([len("price")] + [len(c[1]) for c in cells])
+    wq = max([len("qty")] + [len(c[2]) for c in cells])
+    out = [name, f"  side  {'price':>{wp}}  {'qty':>{wq}}  venues"]
+    for i, (side, p, q, at) in enumerate(cells):
+        if side == "bid" and i and cells[i - 1][0] == "ask":
+            spread = _spread(catalog, inst, asks[0][0] - bids[0][0])
+            out.append(f"  {'-' * 4}  {'-' * wp}  {spread}")
+        out.append(f"  {side:<4}  {p:>{wp}}  {q:>{wq}}  {at}")
+    if not asks:
+        out.insert(2, "  (no asks)")
+    if not bids:
+        out.append("  (no bids)")
+    return out
+
+
+def format_consolidated_update(book: ConsolidatedBook, catalog: Catalog,
+                               before: ConsolidatedBook | None = None) -> str:
+    """A ConsolidatedBook (whole) while watching ``SYMBOL all``: the levels that changed since
+    ``before`` (the one shown last), and the consolidated best bid and ask, e.g.
+    ``AAPL on all venues: ask 150.01 170 (LIT 100, ALT 70); best bid 150.00 x 20, ask 150.01
+    x 170``. A level that left the view (emptied, or pushed below the depth) is ``gone``."""
+    inst = book.instrument
+    parts = []
+    for side, now, was in (("bid", book.bids, before.bids if before else []),
+                           ("ask", book.asks, before.asks if before else [])):
+        old = {p: (q, list(at)) for p, q, at in was}
+        new = {p: (q, list(at)) for p, q, at in now}
+        for p in sorted(old.keys() | new.keys(), reverse=side == "bid"):
+            if old.get(p) == new.get(p):
+                continue
+            where = f"{side} {catalog.price(inst, p)}"
+            if p not in new:
+                parts.append(f"{where} gone")
+            else:
+                q, at = new[p]
+                parts.append(f"{where} {catalog.qty(inst, q)}"
+                             f" ({_venue_qtys(catalog, inst, at, ', ')})")
+    return (f"{catalog.name(inst)} on all venues: " + (", ".join(parts) or "no change")
+            + f"; best bid {_best(catalog, inst, book.bids)}, ask"
+              f" {_best(catalog, inst, book.asks)}")
 
 
 def format_orders(orders: Mapping[int, OpenOrder], catalog: Catalog) -> list[str]:
@@ -876,7 +1000,9 @@ class Terminal:
         self.last_report_seq = 0
         self.resent_seen = 0
         self.rejected = False          # the server refused something this run (exit status 1)
-        self.watching: int | None = None
+        self.watching: int | None = None    # the instrument of the book watched, if any
+        self.watch_venue = ""                # its venue's book ("": the primary book)
+        self.watch_all = False               # its consolidated book (trades: every venue's)
         self.expect: list[tuple[str, int, str]] = []   # (kind, key, description) awaited
         self.logging_out = False
         self._next_id = first_cl_ord_id(ack.next_report_seq)
@@ -982,13 +1108,20 @@ class Terminal:
             self._status_seen.add(key)
             return [format_status(msg, cat)]
         if t is Trade:
-            return [format_trade(msg, cat)] if msg.instrument == self.watching else []
+            return [format_trade(msg, cat)] if self.watched(msg) else []
         if t is ServerLogout:
             if self.logging_out and msg.reason == Reason.GATEWAY_LOGOUT:
                 return []
             return [format_logout(msg)]
         # BookUpdate (the driver prints it with the local book), BookSnapshot, Heartbeat
         return []
+
+    def watched(self, msg: Trade | BookUpdate) -> bool:
+        """Whether a book subscription's message is of the view watched: the primary book's
+        (venue ``""``), a venue's book's, or (consolidated) any venue's book's trade."""
+        if msg.instrument != self.watching:
+            return False
+        return msg.venue != "" if self.watch_all else msg.venue == self.watch_venue
 
     def describe_pending(self) -> list[str]:
         return [f"no answer yet from the server to: {d}" for _, _, d in self.expect]
@@ -1074,6 +1207,8 @@ class _Driver:
         self.quit = asyncio.Event()
         self.stop_watch = asyncio.Event()
         self.blocking_watch = False
+        self.sub_refused = asyncio.Event()           # a Reject of a Subscribe arrived
+        self.shown: ConsolidatedBook | None = None   # the consolidated book printed last
 
     # -- output ----------------------------------------------------------------------------
     def emit(self, lines: Iterable[str], stream: Any = None) -> None:
@@ -1128,12 +1263,20 @@ class _Driver:
             get_closed.cancel()
 
     def handle(self, msg: Any) -> None:
-        term = self.term
+        term, c = self.term, self.client
         lines = term.on_message(msg)
-        if type(msg) is BookUpdate and msg.instrument == term.watching:
-            book = self.client.books.get(msg.instrument)
+        t = type(msg)
+        if t is BookUpdate and not term.watch_all and term.watched(msg):
+            book = (c.venue_books.get((msg.instrument, msg.venue)) if msg.venue
+                    else c.books.get(msg.instrument))
             lines = [format_book_update(msg, term.catalog,
                                         book.levels() if book is not None else None)]
+        elif t is ConsolidatedBook and term.watch_all and msg.instrument == term.watching:
+            if self.shown is None or msg.md_seq > self.shown.md_seq:
+                lines = [format_consolidated_update(msg, term.catalog, self.shown)]
+                self.shown = msg
+        elif t is Reject and msg.ref_type == "Subscribe":
+            self.sub_refused.set()                   # `book` stops waiting for a snapshot
         self.emit(lines)
 
     async def heartbeat(self) -> None:
@@ -1153,17 +1296,39 @@ class _Driver:
         while self.term.expect and time.monotonic() < end and not self.client.closed.is_set():
             await asyncio.sleep(0.01)
 
-    async def book(self, inst: int) -> Any:
+    async def book(self, inst: int, venue: str | None = None,
+                   consolidated: bool = False) -> Any:
+        """The local Book of the instrument's primary book, or of its book on ``venue``, or
+        its latest ConsolidatedBook, subscribing (and waiting up to 5 s) if not held yet.
+        None if the server refused the Subscribe (its Reject is printed) or sent nothing."""
         c = self.client
-        book = c.books.get(inst)
-        if book is None:
-            try:
-                book = await c.subscribe(inst, timeout=5.0)
-            except asyncio.TimeoutError:
-                self.emit([f"error: no book for {self.term.catalog.name(inst)} from the server"
-                           " within 5 s"], self.err)
-                return None
-        return book
+        if consolidated:
+            held = c.consolidated.get(inst)
+        else:
+            held = c.books.get(inst) if venue is None else c.venue_books.get((inst, venue))
+        if held is not None:
+            return held
+        self.sub_refused.clear()
+        sub = asyncio.ensure_future(
+            c.subscribe_consolidated(inst, timeout=5.0) if consolidated
+            else c.subscribe(inst, timeout=5.0, venue=venue))
+        refused = asyncio.ensure_future(self.sub_refused.wait())
+        try:
+            await asyncio.wait({sub, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refused.cancel()
+        if not sub.done():
+            sub.cancel()
+            await asyncio.gather(sub, return_exceptions=True)
+            return None
+        try:
+            return sub.result()
+        except asyncio.TimeoutError:
+            what = ("consolidated book" if consolidated else
+                    "book" if venue is None else f"book on {venue}")
+            self.emit([f"error: no {what} for {self.term.catalog.name(inst)} from the server"
+                       " within 5 s"], self.err)
+            return None
 
     async def execute(self, cmd: Command, wait: float) -> None:
         term, c, cat = self.term, self.client, self.term.catalog
@@ -1210,18 +1375,30 @@ class _Driver:
             term.sent(cmd.name, cmd.instrument, describe(cmd, cat))
             c.send((Halt if cmd.name == "halt" else Resume)(instrument=cmd.instrument))
             await c.drain()
+        elif isinstance(cmd, SymbolCmd) and cmd.consolidated:
+            inst = cmd.instrument
+            if cmd.name == "watch":
+                # the consolidated stream has no trades: each venue's book publishes its own
+                for v in cat.listed.get(inst, []):
+                    if await self.book(inst, v) is None:
+                        return
+            if await self.book(inst, consolidated=True) is None:
+                return
+            self.shown = c.consolidated[inst]        # the latest
+            self.emit(format_consolidated(cat, self.shown))
+            if cmd.name == "watch":
+                term.watching, term.watch_venue, term.watch_all = inst, "", True
+                await self.watch(f"{cat.name(inst)} on all venues")
         elif isinstance(cmd, SymbolCmd):
-            book = await self.book(cmd.instrument)
+            book = await self.book(cmd.instrument, cmd.venue)
             if book is None:
                 return
-            self.emit(format_book(cat, cmd.instrument, *book.levels()))
+            self.emit(format_book(cat, cmd.instrument, *book.levels(), venue=cmd.venue))
             if cmd.name == "watch":
-                term.watching = cmd.instrument
-                if self.blocking_watch:
-                    self.emit([f"watching {cat.name(cmd.instrument)}: Ctrl-C to stop"], self.err)
-                    self.stop_watch.clear()
-                    await self.stop_watch.wait()
-                    term.watching = None
+                term.watching, term.watch_venue, term.watch_all = (cmd.instrument,
+                                                                   cmd.venue or "", False)
+                await self.watch(cat.name(cmd.instrument)
+                                 + (f" on {cmd.venue}" if cmd.venue else ""))
         elif cmd.name == "orders":
             # the server's answer comes after every earlier command's: printed by the pump
             term.sent("orders", 0, "orders")
@@ -1233,6 +1410,15 @@ class _Driver:
             self.emit(HELP.splitlines())
         elif cmd.name == "quit":
             self.quit.set()
+
+    async def watch(self, what: str) -> None:
+        """The watch just set up: on the command line, block until Ctrl-C; interactively the
+        pump prints what comes until the next command."""
+        if self.blocking_watch:
+            self.emit([f"watching {what}: Ctrl-C to stop"], self.err)
+            self.stop_watch.clear()
+            await self.stop_watch.wait()
+            self.term.watching = None
 
     def on_sigint(self) -> None:
         if self.term.watching is not None:

@@ -8,12 +8,14 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import msgspec
 import pytest
 
 from engine.cli import main
 from engine.gateway.protocol import (
     BookSnapshot,
     BookUpdate,
+    ConsolidatedBook,
     ExecutionReport,
     InstrumentInfo,
     InstrumentStatus,
@@ -41,6 +43,8 @@ from engine.gateway.terminal import (
     format_avg_price,
     format_book,
     format_book_update,
+    format_consolidated,
+    format_consolidated_update,
     format_instruments,
     format_logout,
     format_mass_cancel,
@@ -183,7 +187,7 @@ def test_bad_commands_are_refused_with_the_reason():
         "bad order id '4294967296': expected a number from 1 to 4294967295 (usage: cancel ID)")
     assert refused("cancel-all AAPL ES") == (
         "cancel-all: unexpected 'ES' (usage: cancel-all [SYMBOL] [buy|sell])")
-    assert refused("book") == "book: expected one symbol (usage: book SYMBOL)"
+    assert refused("book") == "book: expected a symbol (usage: book SYMBOL [venue=VENUE|all])"
     assert refused("halt FOO").startswith("unknown symbol 'FOO' (known: AAPL,")
     assert refused("orders now") == "orders: takes no arguments"
     assert refused("purchase AAPL 10") == "unknown command 'purchase' (type 'help' for the list)"
@@ -528,3 +532,196 @@ def test_no_server_is_exit_2(capsys):
     rc, out, err = client(capsys, free, 1, "orders")
     assert (rc, out) == (2, [])
     assert err.startswith(f"engine client: cannot connect to 127.0.0.1:{free}: ")
+
+
+# -- venues: book and watch of a venue's book and of the consolidated book ------------------------
+
+LISTED = {"AAPL": ["LIT", "ALT", "CROSS"], "SPY": ["LIT", "ALT", "CROSS"], "ES": ["LIT"],
+          "EURUSD": ["LIT"], "BTC-USD": ["LIT"]}       # the default config's venues
+VCAT = Catalog([msgspec.structs.replace(i, venues=LISTED.get(i.symbol, []))
+                for i in infos()], ["LIT", "ALT", "CROSS"])
+
+
+def test_book_and_watch_parse_a_venue_or_all():
+    p = lambda line: parse_command(line, VCAT)  # noqa: E731
+    assert p("book AAPL") == SymbolCmd("book", AAPL)
+    assert p("book AAPL venue=alt") == SymbolCmd("book", AAPL, "ALT")
+    assert p("watch aapl VENUE=LIT") == SymbolCmd("watch", AAPL, "LIT")
+    assert p("book AAPL all") == p("book AAPL consolidated") == SymbolCmd("book", AAPL, None, True)
+    assert p("watch ES ALL") == SymbolCmd("watch", ES, None, True)
+    usage = "usage: book SYMBOL [venue=VENUE|all]"
+    for line, why in [
+            ("book AAPL venue=NOPE", "unknown venue 'NOPE' (venues: LIT, ALT, CROSS)"),
+            ("book AAPL venue=SMART", "unknown venue 'SMART' (venues: LIT, ALT, CROSS)"),
+            ("book AAPL venue=", f"book: venue= needs a venue's name ({usage})"),
+            ("book AAPL LIT", f"book: unexpected 'LIT' (expected venue=VENUE or all; {usage})"),
+            ("book AAPL all now", f"book: unexpected 'now' after 'all' ({usage})"),
+            ("book ES venue=ALT", "book: ES is not listed on ALT (its venues: LIT)"),
+            ("watch UST-10Y all", "watch: UST-10Y is listed on no venue: it has one book"
+                                  " (watch UST-10Y)"),
+            ("book UST-10Y venue=LIT", "book: UST-10Y is listed on no venue: it has one book"
+                                       " (book UST-10Y)")]:
+        with pytest.raises(UsageError) as e:
+            p(line)
+        assert str(e.value) == why
+    # a server without venues: one book per instrument
+    assert refused("book AAPL all") == (
+        "book: AAPL is listed on no venue: it has one book (book AAPL)")
+    assert refused("book AAPL venue=LIT") == (
+        "unknown venue 'LIT' (the server has no venues: book AAPL shows the only book)")
+    assert "book SYMBOL [venue=VENUE|all]" in HELP and "watch SYMBOL [venue=VENUE|all]" in HELP
+
+
+def test_venue_and_consolidated_book_lines():
+    assert format_book(VCAT, AAPL, [(14999, 30, 1)], [(15001, 100, 2)], venue="ALT") == [
+        "AAPL on ALT",
+        "  side   price  qty  orders",
+        "  ask   150.01  100       2",
+        "  ----  ------  spread 0.02",
+        "  bid   149.99   30       1",
+    ]
+    assert format_book(VCAT, AAPL, [], [], venue="CROSS") == ["AAPL on CROSS: the book is empty"]
+    book = ConsolidatedBook(instrument=AAPL, md_seq=3, depth=10,
+                            bids=[(15000, 20, [("LIT", 20)]), (14999, 1030, [("ALT", 30),
+                                                                              ("CROSS", 1000)])],
+                            asks=[(15001, 200, [("LIT", 100), ("ALT", 100)])])
+    assert format_consolidated(VCAT, book) == [
+        "AAPL on all venues",
+        "  side   price   qty  venues",
+        "  ask   150.01   200  LIT 100  ALT 100",
+        "  ----  ------  spread 0.01",
+        "  bid   150.00    20  LIT 20",
+        "  bid   149.99  1030  ALT 30  CROSS 1000",
+    ]
+    # apart books: the consolidated sides may lock or cross
+    crossed = msgspec.structs.replace(book, asks=[(14999, 5, [("CROSS", 5)])], bids=[
+        (15000, 20, [("LIT", 20)])])
+    assert format_consolidated(VCAT, crossed)[3] == "  ----  ------  spread -0.01 (crossed)"
+    locked = msgspec.structs.replace(crossed, asks=[(15000, 5, [("CROSS", 5)])])
+    assert format_consolidated(VCAT, locked)[3] == "  ----  ------  spread 0.00 (locked)"
+    assert format_consolidated(VCAT, msgspec.structs.replace(book, bids=[]))[-1] == "  (no bids)"
+    assert format_consolidated(VCAT, msgspec.structs.replace(book, bids=[], asks=[])) == [
+        "AAPL on all venues: the book is empty"]
+    later = msgspec.structs.replace(book, md_seq=4, bids=book.bids[:1],
+                                    asks=[(15001, 170, [("LIT", 100), ("ALT", 70)])])
+    assert format_consolidated_update(later, VCAT, book) == (
+        "AAPL on all venues: bid 149.99 gone, ask 150.01 170 (LIT 100, ALT 70);"
+        " best bid 150.00 x 20, ask 150.01 x 170")
+    assert format_consolidated_update(later, VCAT, later) == (
+        "AAPL on all venues: no change; best bid 150.00 x 20, ask 150.01 x 170")
+    # a venue subscription's messages name the venue; the primary book's are as before
+    assert format_trade(Trade(instrument=AAPL, md_seq=3, seq=9, ts_ns=0, price=15001, qty=30,
+                              aggressor="buy", venue="ALT"), VCAT) == (
+        "AAPL trade 30 @ 150.01 on ALT (buy aggressor)")
+    upd = BookUpdate(instrument=AAPL, md_seq=4, bids=[], asks=[(15001, 70, 1)], venue="ALT")
+    assert format_book_update(upd, VCAT, ([], [(15001, 70, 1)])) == (
+        "AAPL book on ALT: ask 150.01 70 (1 order); best bid -, ask 150.01 x 70")
+
+
+def test_watch_follows_only_the_view_watched():
+    t = Terminal(ack())
+    trade = lambda venue: Trade(instrument=AAPL, md_seq=1, seq=2, ts_ns=0,  # noqa: E731
+                                price=15000, qty=1, aggressor="sell", venue=venue)
+    t.watching = AAPL
+    assert [t.watched(trade(v)) for v in ("", "LIT", "ALT")] == [True, False, False]
+    t.watch_venue = "ALT"
+    assert [t.watched(trade(v)) for v in ("", "LIT", "ALT")] == [False, False, True]
+    assert t.on_message(trade("ALT")) == ["AAPL trade 1 @ 150.00 on ALT (sell aggressor)"]
+    t.watch_venue, t.watch_all = "", True          # every venue's book's trades, once each
+    assert [t.watched(trade(v)) for v in ("", "LIT", "ALT")] == [False, True, True]
+
+
+def _rest_on_three_venues(capsys, port: int) -> None:
+    rc, out, err = client(capsys, port, 1, "sell AAPL 100 @ 150.01 venue=LIT,"
+                          " sell AAPL 100 @ 150.01 venue=ALT, sell AAPL 50 @ 150.02 venue=CROSS,"
+                          " buy AAPL 30 @ 149.99 venue=ALT, buy AAPL 20 @ 150.00")
+    assert (rc, err) == (0, "")
+    assert out == ["#1 NEW     sell 100 AAPL @ 150.01",             # LIT: AAPL's primary venue
+                   "#2 NEW     sell 100 AAPL @ 150.01 on ALT",
+                   "#3 NEW     sell 50 AAPL @ 150.02 on CROSS",
+                   "#4 NEW     buy 30 AAPL @ 149.99 on ALT",
+                   "#5 NEW     buy 20 AAPL @ 150.00"]
+
+
+def test_book_of_the_primary_a_venue_and_all_venues(port, capsys):
+    _rest_on_three_venues(capsys, port)
+    rc, out, err = client(capsys, port, 2, "book AAPL; book AAPL venue=alt; book AAPL all;"
+                          " book SPY all")
+    assert (rc, err) == (0, "")
+    assert out == ["AAPL",                                   # the primary (LIT) book, as before
+                   "  side   price  qty  orders",
+                   "  ask   150.01  100       1",
+                   "  ----  ------  spread 0.01",
+                   "  bid   150.00   20       1",
+                   "AAPL on ALT",
+                   "  side   price  qty  orders",
+                   "  ask   150.01  100       1",
+                   "  ----  ------  spread 0.02",
+                   "  bid   149.99   30       1",
+                   "AAPL on all venues",
+                   "  side   price  qty  venues",
+                   "  ask   150.02   50  CROSS 50",
+                   "  ask   150.01  200  LIT 100  ALT 100",
+                   "  ----  ------  spread 0.01",
+                   "  bid   150.00   20  LIT 20",
+                   "  bid   149.99   30  ALT 30",
+                   "SPY on all venues: the book is empty"]
+    rc, out, err = client(capsys, port, 2, "book AAPL; book AAPL venue=NOPE")
+    assert (rc, out) == (2, [])                              # refused: nothing sent
+    assert err == "engine client: unknown venue 'NOPE' (venues: LIT, ALT, CROSS)\n"
+    rc, out, err = client(capsys, port, 2, "book UST-10Y all")
+    assert (rc, out) == (2, [])
+    assert err == ("engine client: book: UST-10Y is listed on no venue: it has one book"
+                   " (book UST-10Y)\n")
+
+
+def test_watch_all_venues_then_one_venue(port, capsys):
+    """A live consolidated view with every venue's trades, then ALT's book alone."""
+    _rest_on_three_venues(capsys, port)
+    r, w = os.pipe()
+    out, err = io.StringIO(), io.StringIO()
+
+    def until(text: str) -> None:
+        end = time.monotonic() + 10
+        while text not in out.getvalue() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert text in out.getvalue(), (out.getvalue(), err.getvalue())
+
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(asyncio.run, run_terminal("127.0.0.1", port, 9, KEYS[9], wait=0.2,
+                                                  out=out, err=err, stdin_fd=r))
+        try:
+            os.write(w, b"watch AAPL all\n")
+            until("  bid   149.99   30  ALT 30\n")
+            rc, lines, _ = client(capsys, port, 2, "buy AAPL 30 @ 150.01 venue=ALT")
+            assert rc == 0 and lines[1].startswith("#1 FILLED  buy 30 AAPL @ 150.01 (last 30")
+            until("best bid 150.00 x 20, ask 150.01 x 170\n")
+            os.write(w, b"watch AAPL venue=ALT\n")
+            until("  bid   149.99   30       1\n")
+            rc, lines, _ = client(capsys, port, 2, "sell AAPL 10 @ 149.99 venue=ALT")
+            assert rc == 0 and lines[1].startswith("#3 FILLED  sell 10 AAPL @ 149.99 (last 10")
+            until("best bid 149.99 x 20, ask 150.01 x 70\n")
+        finally:
+            os.close(w)                    # end of input: the session logs out, even on failure
+        assert fut.result(20) == 0
+    os.close(r)
+    assert out.getvalue().splitlines()[1:] == [
+        "AAPL on all venues",
+        "  side   price  qty  venues",
+        "  ask   150.02   50  CROSS 50",
+        "  ask   150.01  200  LIT 100  ALT 100",
+        "  ----  ------  spread 0.01",
+        "  bid   150.00   20  LIT 20",
+        "  bid   149.99   30  ALT 30",
+        "AAPL trade 30 @ 150.01 on ALT (buy aggressor)",
+        "AAPL on all venues: ask 150.01 170 (LIT 100, ALT 70);"
+        " best bid 150.00 x 20, ask 150.01 x 170",
+        "AAPL on ALT",
+        "  side   price  qty  orders",
+        "  ask   150.01   70       1",
+        "  ----  ------  spread 0.02",
+        "  bid   149.99   30       1",
+        "AAPL trade 10 @ 149.99 on ALT (sell aggressor)",
+        "AAPL book on ALT: bid 149.99 20 (1 order); best bid 149.99 x 20, ask 150.01 x 70",
+    ]
+    assert err.getvalue() == ""
