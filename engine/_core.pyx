@@ -769,6 +769,15 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
     cdef i128 n = 0
     cdef Event* e
     cdef bint fees
+    # fees (docs/ROUTING.md): the venue's, plus the instrument's risk fee; fixed for the call
+    tppm = bk.taker_ppm
+    mppm = bk.maker_ppm
+    k = bk.k
+    if st.risk != NULL:
+        tppm += st.risk.inst[bk.ix].fee_ppm
+        mppm += st.risk.inst[bk.ix].fee_ppm
+        k = st.risk.inst[bk.ix].k
+    fees = tppm != 0 or mppm != 0
     while leaves > 0 and s.nb > 0:
         li = side_best(st, s)
         lvl = &st.levels[li]
@@ -782,15 +791,6 @@ cdef int64_t match(State* st, int32_t b, const Command* c, int64_t taker_id, uin
             leaves -= fill
             o.filled += fill
             lvl.total -= fill
-            # fees (docs/ROUTING.md): the venue's, plus the instrument's risk fee
-            tppm = bk.taker_ppm
-            mppm = bk.maker_ppm
-            k = bk.k
-            if st.risk != NULL:
-                tppm += st.risk.inst[bk.ix].fee_ppm
-                mppm += st.risk.inst[bk.ix].fee_ppm
-                k = st.risk.inst[bk.ix].k
-            fees = tppm != 0 or mppm != 0
             tfee = 0
             mfee = 0
             if fees or st.risk != NULL:
@@ -1056,6 +1056,17 @@ cdef void cancel_order(State* st, const Command* c, int32_t oi, uint16_t cause) 
         parent_done(st, c, ps)
 
 
+cdef inline uint16_t replace_basics_reason(const Book* bk, const Command* c) noexcept nogil:
+    # the first checks of any REPLACE, an order's or a parent's (its child's book); 0: valid
+    if bk.trading_state != TS_OPEN:
+        return R_INSTRUMENT_HALTED
+    if c.qty <= 0:
+        return R_INVALID_QUANTITY
+    if c.price <= 0:
+        return R_INVALID_PRICE
+    return 0
+
+
 cdef inline int32_t owned_parent(State* st, const Command* c) noexcept nogil:
     # the slot of this account's live parent c.order_id, or -1
     cdef int32_t ps
@@ -1093,14 +1104,9 @@ cdef int replace_parent(State* st, const Command* c, int32_t ps) noexcept nogil:
     cdef int64_t new_qty
     cdef uint16_t reason
     cdef Event* e
-    if bk.trading_state != TS_OPEN:
-        reject(st, c, R_INSTRUMENT_HALTED)
-        return 0
-    if c.qty <= 0:
-        reject(st, c, R_INVALID_QUANTITY)
-        return 0
-    if c.price <= 0:
-        reject(st, c, R_INVALID_PRICE)
+    reason = replace_basics_reason(bk, c)
+    if reason:
+        reject(st, c, reason)
         return 0
     if c.price != P.price or c.qty > P.qty:
         reject(st, c, R_PARENT_REPLACE)
@@ -1155,14 +1161,9 @@ cdef int do_replace(State* st, const Command* c) noexcept nogil:
         return 0
     b = o.book
     bk = &st.books[b]
-    if bk.trading_state != TS_OPEN:
-        reject(st, c, R_INSTRUMENT_HALTED)
-        return 0
-    if c.qty <= 0:
-        reject(st, c, R_INVALID_QUANTITY)
-        return 0
-    if c.price <= 0:
-        reject(st, c, R_INVALID_PRICE)
+    reason = replace_basics_reason(bk, c)
+    if reason:
+        reject(st, c, reason)
         return 0
     if c.qty < bk.min_qty:
         reject(st, c, R_QUANTITY_BELOW_MIN)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from engine.reference import ReferenceCore
 from engine.schema import EVENT_DTYPE, CommandType, EventType, Flags, Reason, TradingState
-from tests.conftest import commands, load_core_class, per_call_expressible, records, send
+from tests.conftest import commands, load_core_class, records
+from tests.core import test_differential as differential
 from tests.core.test_differential import FUZZ
 from tests.core.test_differential_risk import tables as risk_tables
 
@@ -59,26 +60,15 @@ def stamp(rows: list[tuple]) -> list[tuple]:
     return [(i + 1, 1_000 * (i + 1)) + r[2:] for i, r in enumerate(rows)]
 
 
-class Runner:
+class Runner(differential.Runner):
+    """tests/core/test_differential.py's runner ("batch" or "per_call") on this file's venues,
+    with risk on when given tables."""
+
     def __init__(self, name: str, cls: type, per_call: bool, risk: dict | None = None) -> None:
-        self.name, self.per_call = name, per_call
+        self.name, self.mode = name, "per_call" if per_call else "batch"
         self.engine = make_engine(cls)
         if risk is not None:
             self.engine.enable_risk({k: v.copy() for k, v in risk.items()})
-
-    def feed(self, rows: list[tuple]) -> np.ndarray:
-        if not self.per_call:
-            return self.engine.process(commands(rows))
-        parts = []
-        for r in rows:
-            if per_call_expressible(r):
-                send(self.engine, r)
-            else:
-                own = self.engine.process(commands([r]))
-                parts.append(self.engine.drain_events())
-                parts.append(own)
-        parts.append(self.engine.drain_events())
-        return np.concatenate(parts)
 
 
 def snapshot(engine) -> dict:
